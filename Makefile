@@ -1,0 +1,73 @@
+# zdt.bluegreen — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+CACHE := .cache
+APT_PACKAGES := mariadb-server mariadb-client haproxy wrk percona-toolkit iproute2 rsync
+COLLECTION_LINK := .collections/ansible_collections/zdt/bluegreen
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: all bootstrap demo test unit sanity lint integration molecule clean sandbox-stop build
+
+all: test
+
+# ---- bootstrap: Debian packages, venv, collection link (quick when already there) ----
+$(CACHE)/apt.stamp: Makefile
+	@mkdir -p $(CACHE)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt constraints-dev.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints-dev.txt
+	@touch $@
+
+$(COLLECTION_LINK):
+	@mkdir -p $(dir $@)
+	@ln -sfn ../../.. $@
+
+bootstrap: $(CACHE)/apt.stamp $(VENV)/.stamp $(COLLECTION_LINK)
+
+# ---- the demo ----
+demo: bootstrap
+	$(PY) tools/demo.py
+
+# ---- everything CI runs ----
+test: bootstrap
+	$(MAKE) --no-print-directory unit sanity lint integration molecule
+
+unit: bootstrap
+	$(BIN)/pytest -q tests/unit
+
+sanity: bootstrap
+	$(PY) tools/run_sanity.py
+
+lint: bootstrap
+	$(BIN)/ansible-lint --profile production --strict
+
+integration: bootstrap
+	$(BIN)/pytest -q tests/integration
+
+molecule: bootstrap
+	@for s in $$(ls molecule); do \
+	  echo "== molecule scenario $$s"; \
+	  $(BIN)/molecule test -s $$s || exit 1; \
+	done
+
+build: bootstrap
+	@mkdir -p build
+	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+sandbox-stop:
+	$(PY) tools/sandbox.py stop
+
+clean: sandbox-stop
+	rm -rf build $(CACHE)/sanity .pytest_cache

@@ -1,0 +1,113 @@
+"""The sandbox stack: start, stop, restart after a crash, port collisions, stale pid files."""
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from sandbox import PidFile, PortInUse, Sandbox, port_accepts, port_is_free
+
+
+@pytest.fixture
+def stack(tmp_path):
+    sandbox = Sandbox(str(tmp_path / 'sb'), preferred_ports={})
+    yield sandbox
+    sandbox.stop_all()
+
+
+def _wait_gone(pid, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not os.path.exists('/proc/%d' % pid):
+            return True
+        with open('/proc/%d/stat' % pid, encoding='ascii') as handle:
+            if handle.read().rsplit(')', 1)[1].split()[0] == 'Z':
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def test_mariadb_and_haproxy_start_and_stop(stack):
+    stack.mariadb.start()
+    stack.haproxy.start()
+    db_pid, lb_pid = stack.mariadb.pid, stack.haproxy.pid
+    assert port_accepts(stack.ports['mariadb']) and port_accepts(stack.ports['lb'])
+    with stack.mariadb.app_connect() as conn, conn.cursor() as cur:
+        cur.execute('SELECT CURRENT_USER()')
+        assert cur.fetchone()[0].startswith('zdt@')
+    assert os.stat(stack.haproxy.stats_socket).st_mode & 0o777 == 0o600
+    assert os.stat(stack.haproxy.master_socket).st_mode & 0o777 == 0o600
+    # Starting again is a no-op on a live stack.
+    stack.mariadb.start()
+    stack.haproxy.start()
+    assert (stack.mariadb.pid, stack.haproxy.pid) == (db_pid, lb_pid)
+    stack.stop_all()
+    assert _wait_gone(db_pid) and _wait_gone(lb_pid)
+    assert port_is_free(stack.ports['mariadb']) and port_is_free(stack.ports['lb'])
+    assert stack.status() == {}
+
+
+def test_restart_after_crash(stack):
+    stack.mariadb.start()
+    with stack.mariadb.root_connect() as conn, conn.cursor() as cur:
+        cur.execute('CREATE DATABASE survivor')
+    pid = stack.mariadb.pid
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_gone(pid)
+    assert stack.status()['mariadb']['stale'] is True
+    assert not stack.mariadb.running
+    stack.mariadb.start()
+    assert stack.mariadb.pid != pid
+    with stack.mariadb.root_connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE 'survivor'")
+        assert cur.fetchone() == ('survivor',)
+
+
+def test_reused_pid_is_not_mistaken_for_the_service(stack):
+    """A pid file whose pid now belongs to another process (here: this test) is stale."""
+    pidfile = PidFile(os.path.join(stack.run_dir, 'mariadb.pid'))
+    with open(pidfile.path, 'w', encoding='utf-8') as handle:
+        json.dump({'pid': os.getpid(), 'start_time': 1, 'argv': ['mariadbd']}, handle)
+    assert pidfile.live_pid() is None
+    stack.mariadb.start()
+    assert stack.mariadb.pid != os.getpid()
+
+
+def test_half_initialised_datadir_is_rebuilt(stack):
+    os.makedirs(os.path.join(stack.mariadb.datadir, 'junk'))
+    stack.mariadb.start()
+    assert not os.path.exists(os.path.join(stack.mariadb.datadir, 'junk'))
+
+
+def test_port_collision_is_refused(stack):
+    port = stack.ports['mariadb']
+    with socket.socket() as blocker:
+        blocker.bind(('127.0.0.1', port))
+        blocker.listen(1)
+        with pytest.raises(PortInUse, match='port %d' % port):
+            stack.mariadb.start()
+    assert not stack.mariadb.running
+
+
+def test_busy_preferred_port_is_replaced(tmp_path):
+    with socket.socket() as blocker:
+        blocker.bind(('127.0.0.1', 0))
+        blocker.listen(1)
+        busy = blocker.getsockname()[1]
+        sandbox = Sandbox(str(tmp_path / 'p'), preferred_ports={'mariadb': busy})
+        assert sandbox.ports['mariadb'] != busy
+    # Persisted: the same state directory keeps its ports.
+    assert Sandbox(str(tmp_path / 'p')).ports == sandbox.ports
+
+
+def test_haproxy_reload_keeps_runtime_state(stack):
+    stack.haproxy.start()
+    stack.haproxy.admin_command('set server app/green1 state maint')
+    old_workers = stack.haproxy.worker_pids()
+    new_worker = stack.haproxy.reload()
+    assert new_worker not in old_workers
+    state = stack.haproxy.admin_command('show servers state app')
+    green = [line.split() for line in state.splitlines() if ' green1 ' in line][0]
+    assert int(green[6]) & 1  # srv_admin_state: forced maintenance survived the reload
