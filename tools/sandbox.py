@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Local sandbox stack shared by the tests, the molecule scenarios and the demo.
 
 Private MariaDB (own datadir, port, socket), HAProxy in master-worker mode and
@@ -138,7 +138,7 @@ def _terminate(pid, timeout, sig=signal.SIGTERM):
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return True
-    for _ in range(100):
+    for _attempt in range(100):
         _reap(pid)
         if _proc_start_time(pid) != start:
             return True
