@@ -1,0 +1,778 @@
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Parse and validate a zdt.bluegreen migration file (see DESIGN.md "The migration file").
+
+Everything is validated before anything runs: unknown keys, missing fields, wrong types, bad
+identifiers and bad column types raise :class:`SpecError` whose ``field`` names the path of the
+offending value, e.g. ``expand[0].create_table.columns[2].type``.
+
+Column types are parsed against a grammar into a :class:`ColumnType`; SQL is rendered from the
+validated parts, never from the user's text.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import re
+from collections import namedtuple
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import SpecError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier, validate_identifier
+
+try:
+    import yaml
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    yaml = None
+    HAS_YAML = False
+
+
+class _NoDefault(object):
+    """Sentinel: the column has no DEFAULT clause."""
+
+    def __repr__(self):
+        return 'NO_DEFAULT'
+
+    def __bool__(self):
+        return False
+
+    __nonzero__ = __bool__
+
+
+NO_DEFAULT = _NoDefault()
+CURRENT_TIMESTAMP = 'CURRENT_TIMESTAMP'
+
+# --------------------------------------------------------------------------------------------
+# Column types
+# --------------------------------------------------------------------------------------------
+
+INTEGER_TYPES = ('TINYINT', 'SMALLINT', 'MEDIUMINT', 'INT', 'INTEGER', 'BIGINT')
+TEXT_TYPES = ('TINYTEXT', 'TEXT', 'MEDIUMTEXT', 'LONGTEXT')
+BLOB_TYPES = ('TINYBLOB', 'BLOB', 'MEDIUMBLOB', 'LONGBLOB')
+TEMPORAL_FSP_TYPES = ('DATETIME', 'TIMESTAMP', 'TIME')
+SIMPLE_TYPES = ('FLOAT', 'DOUBLE', 'DATE', 'BOOLEAN', 'JSON') + TEXT_TYPES + BLOB_TYPES
+STRING_TYPES = ('CHAR', 'VARCHAR', 'ENUM') + TEXT_TYPES   # accept CHARACTER SET / COLLATE
+NO_DEFAULT_TYPES = TEXT_TYPES + BLOB_TYPES + ('JSON',)     # MySQL 8.0 accepts no literal default here
+
+_TYPE_HEAD_RE = re.compile(r'^\s*([A-Za-z]+)\s*(.*?)\s*\Z', re.S)
+_ARGS_RE = re.compile(r'^\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*(.*?)\Z', re.S)
+_ENUM_VALUE_RE = re.compile(r"\s*'((?:[^']|'')*)'\s*(,|\))", re.S)
+
+
+class ColumnType(namedtuple('ColumnType', 'name length scale unsigned values')):
+    """A validated column type.
+
+    ``name`` is the canonical upper-case type name; ``length`` is the length / precision /
+    fractional-seconds precision or None; ``scale`` the DECIMAL scale or None; ``unsigned`` a bool;
+    ``values`` the ENUM values (tuple) or None.
+    """
+
+    __slots__ = ()
+
+    @property
+    def is_integer(self):
+        return self.name in INTEGER_TYPES
+
+    @property
+    def is_string(self):
+        return self.name in STRING_TYPES
+
+    @property
+    def is_temporal(self):
+        return self.name in ('DATE',) + TEMPORAL_FSP_TYPES
+
+    def sql(self):
+        """Render the type from its validated parts."""
+        if self.name == 'ENUM':
+            return 'ENUM(%s)' % ', '.join(sql_string_literal(v) for v in self.values)
+        text = self.name
+        if self.name == 'DECIMAL':
+            if self.length is not None:
+                text += '(%d,%d)' % (self.length, self.scale or 0)
+        elif self.length is not None:
+            text += '(%d)' % self.length
+        if self.unsigned:
+            text += ' UNSIGNED'
+        return text
+
+    def __str__(self):
+        return self.sql()
+
+
+def parse_type(text, field='type'):
+    """Parse a type string such as ``VARCHAR(100)`` or ``INT UNSIGNED`` into a :class:`ColumnType`."""
+    if not isinstance(text, str):
+        raise SpecError(field, 'must be a string such as INT or VARCHAR(100), got %s' % type(text).__name__)
+    m = _TYPE_HEAD_RE.match(text)
+    if not m:
+        raise SpecError(field, 'invalid column type %r' % (text,))
+    name, rest = m.group(1).upper(), m.group(2)
+    if name == 'INTEGER':
+        name = 'INT'
+    elif name == 'BOOL':
+        name = 'BOOLEAN'
+    elif name == 'NUMERIC':
+        name = 'DECIMAL'
+
+    def bad(why):
+        return SpecError(field, 'invalid column type %r: %s' % (text, why))
+
+    if name == 'ENUM':
+        return _parse_enum(text, rest, bad)
+
+    length = scale = None
+    unsigned = False
+    if rest.startswith('('):
+        am = _ARGS_RE.match(rest)
+        if not am:
+            raise bad('malformed parameters')
+        length = int(am.group(1))
+        scale = int(am.group(2)) if am.group(2) is not None else None
+        rest = am.group(3)
+    words = rest.upper().split()
+    if words == ['UNSIGNED']:
+        unsigned = True
+    elif words:
+        raise bad('unexpected %r' % (rest,))
+
+    if name in INTEGER_TYPES:
+        if scale is not None:
+            raise bad('integer types take at most a display width')
+        if length is not None and not 1 <= length <= 255:
+            raise bad('display width must be 1..255')
+    elif name == 'DECIMAL':
+        if unsigned:
+            raise bad('UNSIGNED is not supported for DECIMAL')
+        if length is None:
+            length, scale = 10, 0
+        if scale is None:
+            scale = 0
+        if not 1 <= length <= 65:
+            raise bad('precision must be 1..65')
+        if not 0 <= scale <= 30 or scale > length:
+            raise bad('scale must be 0..30 and not above the precision')
+    elif name in ('CHAR', 'VARCHAR'):
+        if unsigned or scale is not None:
+            raise bad('%s takes one length' % name)
+        if length is None:
+            if name == 'VARCHAR':
+                raise bad('VARCHAR needs a length, e.g. VARCHAR(255)')
+            length = 1
+        limit = 255 if name == 'CHAR' else 65535
+        if not (0 if name == 'CHAR' else 1) <= length <= limit:
+            raise bad('length must be at most %d' % limit)
+    elif name in TEMPORAL_FSP_TYPES:
+        if unsigned or scale is not None:
+            raise bad('%s takes only a fractional-seconds precision' % name)
+        if length is not None and not 0 <= length <= 6:
+            raise bad('fractional-seconds precision must be 0..6')
+    elif name in SIMPLE_TYPES:
+        if length is not None or scale is not None or unsigned:
+            raise bad('%s takes no parameters' % name)
+    else:
+        raise bad('unknown type %s (allowed: integer types, DECIMAL, FLOAT, DOUBLE, CHAR, VARCHAR, TEXT/BLOB families, '
+                  'DATE, TIME, DATETIME, TIMESTAMP, BOOLEAN, JSON, ENUM)' % name)
+    if unsigned and name not in INTEGER_TYPES:
+        raise bad('UNSIGNED only applies to integer types')
+    return ColumnType(name, length, scale, unsigned, None)
+
+
+def _parse_enum(text, rest, bad):
+    if not rest.startswith('('):
+        raise bad("ENUM needs a value list, e.g. ENUM('a', 'b')")
+    pos = 1
+    values = []
+    while True:
+        m = _ENUM_VALUE_RE.match(rest, pos)
+        if not m:
+            raise bad("ENUM values must be single-quoted strings separated by commas")
+        value = m.group(1).replace("''", "'")
+        _check_string_value(value, bad)
+        if len(value) > 255:
+            raise bad('ENUM value longer than 255 characters')
+        values.append(value)
+        pos = m.end()
+        if m.group(2) == ')':
+            break
+    if rest[pos:].strip():
+        raise bad('unexpected %r after the value list' % rest[pos:].strip())
+    if len(set(v.lower() for v in values)) != len(values):
+        raise bad('duplicate ENUM value')
+    return ColumnType('ENUM', None, None, False, tuple(values))
+
+
+def _check_string_value(value, bad):
+    if '\\' in value:
+        raise bad('backslashes are not supported in literal values')
+    if any(ord(c) < 32 and c not in '\t\n' for c in value):
+        raise bad('control characters are not supported in literal values')
+
+
+def sql_string_literal(value):
+    """Quote a validated string (no backslash, no control characters) as a SQL literal.
+
+    With backslashes excluded, doubling the single quote is correct whatever the sql_mode
+    (NO_BACKSLASH_ESCAPES or not).
+    """
+    if '\\' in value or '\x00' in value:
+        raise ValueError('refusing to render a literal with a backslash or NUL')
+    return "'%s'" % value.replace("'", "''")
+
+
+def sql_literal(value):
+    """Render a validated default value: None, bool, int, finite float or str."""
+    if value is None:
+        return 'NULL'
+    if isinstance(value, bool):
+        return 'TRUE' if value else 'FALSE'
+    if isinstance(value, int):
+        return '%d' % value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError('non-finite float')
+        return repr(value)
+    if isinstance(value, str):
+        return sql_string_literal(value)
+    raise ValueError('unsupported literal %r' % (value,))
+
+
+# --------------------------------------------------------------------------------------------
+# Spec objects
+# --------------------------------------------------------------------------------------------
+
+class Column(namedtuple('Column', 'name type nullable default auto_increment charset collation')):
+    """A validated column definition; ``default`` is NO_DEFAULT, a literal, None (NULL) or CURRENT_TIMESTAMP."""
+
+    __slots__ = ()
+
+    def sql(self, force_not_null=False):
+        parts = [quote_identifier(self.name), self.type.sql()]
+        if self.charset:
+            parts.append('CHARACTER SET ' + quote_identifier(self.charset))
+        if self.collation:
+            parts.append('COLLATE ' + quote_identifier(self.collation))
+        parts.append('NOT NULL' if (force_not_null or not self.nullable) else 'NULL')
+        if self.default is not NO_DEFAULT:
+            if self.default == CURRENT_TIMESTAMP and self.type.name in ('DATETIME', 'TIMESTAMP'):
+                parts.append('DEFAULT CURRENT_TIMESTAMP' + ('(%d)' % self.type.length if self.type.length else ''))
+            else:
+                parts.append('DEFAULT ' + sql_literal(self.default))
+        if self.auto_increment:
+            parts.append('AUTO_INCREMENT')
+        return ' '.join(parts)
+
+
+Index = namedtuple('Index', 'name columns unique')
+ForeignKey = namedtuple('ForeignKey', 'name columns ref_table ref_columns on_delete on_update')
+
+
+class Op(namedtuple('Op', 'kind args field')):
+    """One expand/contract operation.
+
+    ``kind``: create_table | add_column | create_index | drop_index | drop_columns | drop_table | sql.
+    ``args`` (normalized): create_table {table, columns: [Column], primary_key: tuple, indexes: [Index],
+    foreign_keys: [ForeignKey]}; add_column {table, column: Column}; create_index {table, name, columns: tuple,
+    unique}; drop_index {table, name}; drop_columns {table, columns: tuple}; drop_table {table}; sql {up, down}.
+    ``field`` is its path, e.g. ``expand[0]``.
+    """
+
+    __slots__ = ()
+
+    @property
+    def table(self):
+        return self.args.get('table')
+
+    def describe(self):
+        a = self.args
+        if self.kind == 'create_table':
+            what = a['table']
+        elif self.kind == 'add_column':
+            what = '%s.%s' % (a['table'], a['column'].name)
+        elif self.kind in ('create_index', 'drop_index'):
+            what = '%s on %s' % (a['name'], a['table'])
+        elif self.kind == 'drop_columns':
+            what = '%s.(%s)' % (a['table'], ', '.join(a['columns']))
+        elif self.kind == 'drop_table':
+            what = a['table']
+        else:
+            what = 'statement'
+        return '%s %s %s' % (self.field, self.kind, what)
+
+
+class SyncSpec(namedtuple('SyncSpec', 'index from_table from_key from_columns to_table to_key to_columns direction kind')):
+    """One ``sync`` entry. ``kind`` is ``cross`` (different tables) or ``same`` (one table)."""
+
+    __slots__ = ()
+
+    @property
+    def field(self):
+        return 'sync[%d]' % self.index
+
+    @property
+    def pairs(self):
+        return tuple(zip(self.from_columns, self.to_columns))
+
+
+class Migration(namedtuple('Migration', 'id description expand sync contract checksum source')):
+    """A validated migration; ``checksum`` is the sha256 of the canonical JSON of the raw data."""
+
+    __slots__ = ()
+
+    def ops(self, phase):
+        if phase == 'expand':
+            return self.expand
+        if phase == 'contract':
+            return self.contract
+        raise ValueError('unknown phase %r' % (phase,))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------
+
+def _mapping(value, field, required=(), optional=()):
+    if not isinstance(value, dict):
+        raise SpecError(field, 'must be a mapping, got %s' % _type_name(value))
+    for key in value:
+        if not isinstance(key, str) or (key not in required and key not in optional):
+            allowed = ', '.join(sorted(tuple(required) + tuple(optional)))
+            raise SpecError(_join(field, str(key)), 'unknown key (allowed: %s)' % allowed)
+    for key in required:
+        if key not in value:
+            raise SpecError(_join(field, key), 'required field is missing')
+    return value
+
+
+def _join(field, key):
+    return '%s.%s' % (field, key) if field else key
+
+
+def _type_name(value):
+    if value is None:
+        return 'null'
+    return {dict: 'mapping', list: 'list', str: 'string', bool: 'boolean', int: 'integer', float: 'float'}.get(
+        type(value), type(value).__name__)
+
+
+def _ident(value, field):
+    return validate_identifier(value, field)
+
+
+def _ident_list(value, field, min_items=1):
+    if not isinstance(value, list):
+        raise SpecError(field, 'must be a list of names, got %s' % _type_name(value))
+    if len(value) < min_items:
+        raise SpecError(field, 'must list at least %d name(s)' % min_items)
+    names = tuple(_ident(v, '%s[%d]' % (field, i)) for i, v in enumerate(value))
+    seen = set()
+    for i, n in enumerate(names):
+        if n.lower() in seen:
+            raise SpecError('%s[%d]' % (field, i), 'duplicate name %r' % n)
+        seen.add(n.lower())
+    return names
+
+
+def _bool(value, field, default):
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise SpecError(field, 'must be true or false, got %s' % _type_name(value))
+    return value
+
+
+def _str(value, field, allow_empty=False, max_len=None):
+    if not isinstance(value, str):
+        raise SpecError(field, 'must be a string, got %s' % _type_name(value))
+    if not allow_empty and not value.strip():
+        raise SpecError(field, 'must not be empty')
+    if max_len is not None and len(value) > max_len:
+        raise SpecError(field, 'longer than %d characters' % max_len)
+    return value
+
+
+_DATE_RE = re.compile(r'^\d{4}-\d{2}-\d{2}\Z')
+_TIME_RE = re.compile(r'^-?\d{1,3}:\d{2}:\d{2}(\.\d{1,6})?\Z')
+_DATETIME_RE = re.compile(r'^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?\Z')
+
+
+def _default(value, ctype, nullable, field):
+    """Validate a default value against the column type; return the normalized literal."""
+    def bad(why):
+        return SpecError(field, why)
+
+    if value is None:
+        if not nullable:
+            raise bad('a NOT NULL column cannot default to null')
+        return None
+    if ctype.name in NO_DEFAULT_TYPES:
+        raise bad('%s columns cannot have a literal default' % ctype.name)
+    if isinstance(value, (datetime.datetime, datetime.date)):   # YAML timestamps
+        value = value.isoformat(' ') if isinstance(value, datetime.datetime) else value.isoformat()
+    if isinstance(value, str) and value.upper() == CURRENT_TIMESTAMP:
+        if ctype.name not in ('DATETIME', 'TIMESTAMP'):
+            raise bad('CURRENT_TIMESTAMP is only a default for DATETIME and TIMESTAMP columns')
+        return CURRENT_TIMESTAMP
+    if ctype.name == 'BOOLEAN':
+        if isinstance(value, bool) or value in (0, 1):
+            return bool(value)
+        raise bad('BOOLEAN default must be true or false')
+    if ctype.is_integer:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad('default for %s must be an integer' % ctype.name)
+        if ctype.unsigned and value < 0:
+            raise bad('default for an UNSIGNED column must not be negative')
+        return value
+    if ctype.name in ('DECIMAL', 'FLOAT', 'DOUBLE'):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, str) and re.match(r'^-?\d+(\.\d+)?\Z', value):
+                return value
+            raise bad('default for %s must be a number' % ctype.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad('default must be a finite number')
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise bad('default must be a literal (string or number), got %s' % _type_name(value))
+    if ctype.is_temporal:
+        value = str(value)
+        regex = {'DATE': _DATE_RE, 'TIME': _TIME_RE}.get(ctype.name, _DATETIME_RE)
+        if not regex.match(value):
+            raise bad('default %r is not a valid %s literal' % (value, ctype.name))
+        return value
+    value = value if isinstance(value, str) else str(value)
+    _check_string_value(value, bad)
+    if ctype.name in ('CHAR', 'VARCHAR') and len(value) > ctype.length:
+        raise bad('default is longer than %s(%d)' % (ctype.name, ctype.length))
+    if ctype.name == 'ENUM' and value not in ctype.values:
+        raise bad('default %r is not one of the ENUM values' % (value,))
+    return value
+
+
+COLUMN_KEYS = ('name', 'type', 'nullable', 'default', 'auto_increment', 'charset', 'collation')
+
+
+def parse_column(data, field, allow_auto_increment=True):
+    _mapping(data, field, required=('name', 'type'), optional=COLUMN_KEYS[2:])
+    name = _ident(data['name'], _join(field, 'name'))
+    ctype = parse_type(data['type'], _join(field, 'type'))
+    nullable = _bool(data.get('nullable'), _join(field, 'nullable'), True)
+    auto_increment = _bool(data.get('auto_increment'), _join(field, 'auto_increment'), False)
+    if auto_increment:
+        if not allow_auto_increment:
+            raise SpecError(_join(field, 'auto_increment'), 'adding an AUTO_INCREMENT column cannot be done online; '
+                                                            'create it with the table instead')
+        if not ctype.is_integer:
+            raise SpecError(_join(field, 'auto_increment'), 'AUTO_INCREMENT needs an integer type')
+        if 'default' in data:
+            raise SpecError(_join(field, 'default'), 'an AUTO_INCREMENT column takes no default')
+    default = NO_DEFAULT
+    if 'default' in data:
+        default = _default(data['default'], ctype, nullable, _join(field, 'default'))
+    charset = collation = None
+    for key in ('charset', 'collation'):
+        if data.get(key) is not None:
+            if not ctype.is_string:
+                raise SpecError(_join(field, key), '%s only applies to CHAR, VARCHAR, TEXT and ENUM columns' % key)
+            value = _ident(data[key], _join(field, key))
+            if key == 'charset':
+                charset = value
+            else:
+                collation = value
+    return Column(name, ctype, nullable, default, auto_increment, charset, collation)
+
+
+def _parse_index(data, field):
+    _mapping(data, field, required=('name', 'columns'), optional=('unique',))
+    return Index(_ident(data['name'], _join(field, 'name')), _ident_list(data['columns'], _join(field, 'columns')),
+                 _bool(data.get('unique'), _join(field, 'unique'), False))
+
+
+FK_ACTIONS = ('RESTRICT', 'CASCADE', 'SET NULL', 'NO ACTION')
+
+
+def _parse_fk(data, field, column_names):
+    _mapping(data, field, required=('name', 'columns', 'references'), optional=('on_delete', 'on_update'))
+    name = _ident(data['name'], _join(field, 'name'))
+    cols = _ident_list(data['columns'], _join(field, 'columns'))
+    for i, c in enumerate(cols):
+        if c.lower() not in column_names:
+            raise SpecError('%s.columns[%d]' % (field, i), 'column %r is not defined in this table' % c)
+    ref_field = _join(field, 'references')
+    ref = _mapping(data['references'], ref_field, required=('table', 'columns'))
+    ref_table = _ident(ref['table'], _join(ref_field, 'table'))
+    ref_cols = _ident_list(ref['columns'], _join(ref_field, 'columns'))
+    if len(ref_cols) != len(cols):
+        raise SpecError(_join(ref_field, 'columns'), 'must list as many columns as %s.columns' % field)
+    actions = {}
+    for key in ('on_delete', 'on_update'):
+        value = data.get(key)
+        if value is None:
+            actions[key] = None
+            continue
+        norm = ' '.join(str(value).upper().replace('_', ' ').split()) if isinstance(value, str) else None
+        if norm not in FK_ACTIONS:
+            raise SpecError(_join(field, key), 'must be one of %s' % ', '.join(FK_ACTIONS))
+        actions[key] = norm
+    return ForeignKey(name, cols, ref_table, ref_cols, actions['on_delete'], actions['on_update'])
+
+
+def _parse_create_table(args, field):
+    _mapping(args, field, required=('table', 'columns'), optional=('primary_key', 'indexes', 'foreign_keys'))
+    table = _ident(args['table'], _join(field, 'table'))
+    cfield = _join(field, 'columns')
+    if not isinstance(args['columns'], list) or not args['columns']:
+        raise SpecError(cfield, 'must be a non-empty list of columns')
+    columns = [parse_column(c, '%s[%d]' % (cfield, i)) for i, c in enumerate(args['columns'])]
+    names = {}
+    for i, c in enumerate(columns):
+        if c.name.lower() in names:
+            raise SpecError('%s[%d].name' % (cfield, i), 'duplicate column %r' % c.name)
+        names[c.name.lower()] = c
+    primary_key = ()
+    if args.get('primary_key') is not None:
+        pfield = _join(field, 'primary_key')
+        primary_key = _ident_list(args['primary_key'], pfield)
+        for i, p in enumerate(primary_key):
+            col = names.get(p.lower())
+            if col is None:
+                raise SpecError('%s[%d]' % (pfield, i), 'column %r is not defined in this table' % p)
+            pos = [c.name.lower() for c in columns].index(p.lower())
+            if args['columns'][pos].get('nullable') is True:
+                raise SpecError('%s[%d].nullable' % (cfield, pos), 'a primary key column cannot be nullable')
+            if col.type.name in TEXT_TYPES + BLOB_TYPES + ('JSON',):
+                raise SpecError('%s[%d]' % (pfield, i), 'a %s column cannot be in a key without a prefix length' % col.type.name)
+    indexes = []
+    ifield = _join(field, 'indexes')
+    if args.get('indexes') is not None:
+        if not isinstance(args['indexes'], list):
+            raise SpecError(ifield, 'must be a list')
+        index_names = set()
+        for i, d in enumerate(args['indexes']):
+            idx = _parse_index(d, '%s[%d]' % (ifield, i))
+            if idx.name.lower() in index_names or idx.name.upper() == 'PRIMARY':
+                raise SpecError('%s[%d].name' % (ifield, i), 'duplicate or reserved index name %r' % idx.name)
+            index_names.add(idx.name.lower())
+            for j, c in enumerate(idx.columns):
+                if c.lower() not in names:
+                    raise SpecError('%s[%d].columns[%d]' % (ifield, i, j), 'column %r is not defined in this table' % c)
+                if names[c.lower()].type.name in TEXT_TYPES + BLOB_TYPES + ('JSON',):
+                    raise SpecError('%s[%d].columns[%d]' % (ifield, i, j), 'a %s column cannot be indexed without a prefix length'
+                                    % names[c.lower()].type.name)
+            indexes.append(idx)
+    auto = [i for i, c in enumerate(columns) if c.auto_increment]
+    if len(auto) > 1:
+        raise SpecError('%s[%d].auto_increment' % (cfield, auto[1]), 'only one AUTO_INCREMENT column per table')
+    if auto:
+        name = columns[auto[0]].name.lower()
+        keyed = (primary_key and primary_key[0].lower() == name) or any(ix.columns[0].lower() == name for ix in indexes)
+        if not keyed:
+            raise SpecError('%s[%d].auto_increment' % (cfield, auto[0]), 'an AUTO_INCREMENT column must lead the primary key or an index')
+    fks = []
+    ffield = _join(field, 'foreign_keys')
+    if args.get('foreign_keys') is not None:
+        if not isinstance(args['foreign_keys'], list):
+            raise SpecError(ffield, 'must be a list')
+        fk_names = set()
+        for i, d in enumerate(args['foreign_keys']):
+            fk = _parse_fk(d, '%s[%d]' % (ffield, i), names)
+            if fk.name.lower() in fk_names:
+                raise SpecError('%s[%d].name' % (ffield, i), 'duplicate foreign key name %r' % fk.name)
+            fk_names.add(fk.name.lower())
+            if fk.on_delete == 'SET NULL' or fk.on_update == 'SET NULL':
+                for c in fk.columns:
+                    if not names[c.lower()].nullable or c.lower() in [p.lower() for p in primary_key]:
+                        raise SpecError('%s[%d]' % (ffield, i), 'SET NULL needs nullable columns (%s is NOT NULL)' % c)
+            fks.append(fk)
+    return {'table': table, 'columns': columns, 'primary_key': primary_key, 'indexes': indexes, 'foreign_keys': fks}
+
+
+def _parse_add_column(args, field):
+    _mapping(args, field, required=('table', 'column'))
+    table = _ident(args['table'], _join(field, 'table'))
+    column = parse_column(args['column'], _join(field, 'column'), allow_auto_increment=False)
+    return {'table': table, 'column': column}
+
+
+def _parse_create_index(args, field):
+    _mapping(args, field, required=('table', 'name', 'columns'), optional=('unique',))
+    return {'table': _ident(args['table'], _join(field, 'table')),
+            'name': _ident(args['name'], _join(field, 'name')),
+            'columns': _ident_list(args['columns'], _join(field, 'columns')),
+            'unique': _bool(args.get('unique'), _join(field, 'unique'), False)}
+
+
+def _parse_drop_index(args, field):
+    _mapping(args, field, required=('table', 'name'))
+    name = _ident(args['name'], _join(field, 'name'))
+    if name.upper() == 'PRIMARY':
+        raise SpecError(_join(field, 'name'), 'dropping the primary key is not an online change')
+    return {'table': _ident(args['table'], _join(field, 'table')), 'name': name}
+
+
+def _parse_drop_columns(args, field):
+    _mapping(args, field, required=('table', 'columns'))
+    return {'table': _ident(args['table'], _join(field, 'table')), 'columns': _ident_list(args['columns'], _join(field, 'columns'))}
+
+
+def _parse_drop_table(args, field):
+    _mapping(args, field, required=('table',))
+    return {'table': _ident(args['table'], _join(field, 'table'))}
+
+
+def _parse_sql(args, field, phase):
+    if phase == 'expand':
+        _mapping(args, field, required=('up', 'down'))
+        return {'up': _str(args['up'], _join(field, 'up')), 'down': _str(args['down'], _join(field, 'down'))}
+    _mapping(args, field, required=('up',))
+    return {'up': _str(args['up'], _join(field, 'up')), 'down': None}
+
+
+OP_PARSERS = {
+    'expand': {'create_table': _parse_create_table, 'add_column': _parse_add_column,
+               'create_index': _parse_create_index, 'sql': None},
+    'contract': {'drop_columns': _parse_drop_columns, 'create_index': _parse_create_index,
+                 'drop_index': _parse_drop_index, 'drop_table': _parse_drop_table, 'sql': None},
+}
+
+
+def _parse_ops(value, phase):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SpecError(phase, 'must be a list of operations, got %s' % _type_name(value))
+    parsers = OP_PARSERS[phase]
+    ops = []
+    for i, item in enumerate(value):
+        field = '%s[%d]' % (phase, i)
+        if not isinstance(item, dict) or len(item) != 1:
+            raise SpecError(field, 'must be a mapping with exactly one operation key (one of: %s)' % ', '.join(sorted(parsers)))
+        kind = next(iter(item))
+        if kind not in parsers:
+            raise SpecError(_join(field, str(kind)), 'unknown %s operation (allowed: %s)' % (phase, ', '.join(sorted(parsers))))
+        ofield = _join(field, kind)
+        if kind == 'sql':
+            args = _parse_sql(item[kind], ofield, phase)
+        else:
+            args = parsers[kind](item[kind], ofield)
+        ops.append(Op(kind, args, field))
+    return ops
+
+
+def _check_op_sequence(ops, phase):
+    """Cross-op checks within one phase (the live schema is checked later, by the planner)."""
+    created = {}
+    for op in ops:
+        if op.kind == 'create_table':
+            t = op.args['table']
+            if t in created:
+                raise SpecError(op.field + '.create_table.table', 'table %r is created twice in %s' % (t, phase))
+            created[t] = op
+    seen_idx = {}
+    for op in ops:
+        if op.kind == 'create_index':
+            key = (op.args['table'], op.args['name'].lower())
+            if key in seen_idx:
+                raise SpecError(op.field + '.create_index.name', 'index %r on %r is created twice' % key)
+            seen_idx[key] = op
+
+
+def _parse_endpoint(data, field):
+    _mapping(data, field, required=('table', 'key', 'columns'))
+    return (_ident(data['table'], _join(field, 'table')), _ident(data['key'], _join(field, 'key')),
+            _ident_list(data['columns'], _join(field, 'columns')))
+
+
+def _parse_sync(value):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SpecError('sync', 'must be a list, got %s' % _type_name(value))
+    result = []
+    targets = {}
+    for i, item in enumerate(value):
+        field = 'sync[%d]' % i
+        _mapping(item, field, required=('from', 'to'), optional=('direction',))
+        ft, fk, fc = _parse_endpoint(item['from'], field + '.from')
+        tt, tk, tc = _parse_endpoint(item['to'], field + '.to')
+        if len(fc) != len(tc):
+            raise SpecError(field + '.to.columns', 'must list as many columns as from.columns (%d, got %d); columns pair up by position'
+                            % (len(fc), len(tc)))
+        direction = item.get('direction', 'both')
+        if direction is None:
+            direction = 'both'
+        if direction not in ('forward', 'both'):
+            raise SpecError(field + '.direction', "must be 'forward' or 'both', got %r" % (direction,))
+        for side, key, cols in (('from', fk, fc), ('to', tk, tc)):
+            for j, c in enumerate(cols):
+                if c.lower() == key.lower():
+                    raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'the key column %r cannot be a synced column' % c)
+        kind = 'same' if ft == tt else 'cross'
+        if kind == 'same':
+            if fk.lower() != tk.lower():
+                raise SpecError(field + '.to.key', 'a same-table sync uses the primary key on both sides (from.key is %r)' % fk)
+            lower_from = set(c.lower() for c in fc)
+            for j, c in enumerate(tc):
+                if c.lower() in lower_from:
+                    raise SpecError('%s.to.columns[%d]' % (field, j), 'column %r is on both sides of a same-table sync' % c)
+        for j, c in enumerate(tc):
+            tkey = (tt, c.lower())
+            if tkey in targets:
+                raise SpecError('%s.to.columns[%d]' % (field, j), 'column %s.%s is already a target of %s' % (tt, c, targets[tkey]))
+            targets[tkey] = field
+        result.append(SyncSpec(i, ft, fk, fc, tt, tk, tc, direction, kind))
+    return result
+
+
+def canonical_checksum(data):
+    """sha256 hex of the canonical JSON of the raw (YAML-loaded) data."""
+    text = json.dumps(data, sort_keys=True, separators=(',', ':'), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def load_migration_data(data):
+    """Return (raw mapping, source) from a mapping, a path to a YAML file, or YAML text."""
+    source = None
+    if isinstance(data, str):
+        text = data
+        looks_like_path = '\n' not in data and (data.endswith(('.yml', '.yaml')) or os.sep in data)
+        path = os.path.expanduser(data)
+        if '\n' not in data and os.path.isfile(path):
+            source = path
+            try:
+                with open(path, 'rb') as f:
+                    text = f.read().decode('utf-8')
+            except (IOError, OSError, UnicodeDecodeError) as exc:
+                raise SpecError('migration', 'cannot read %s: %s' % (path, exc))
+        elif looks_like_path:
+            raise SpecError('migration', 'migration file not found: %s' % data)
+        if not HAS_YAML:
+            raise SpecError('migration', 'PyYAML is needed to read a migration file; pass the migration as a mapping instead')
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SpecError('migration', 'invalid YAML%s: %s' % (' in %s' % source if source else '', exc))
+    return data, source
+
+
+def parse_migration(data, source=None):
+    """Validate a migration (mapping, YAML file path or YAML text) and return a :class:`Migration`."""
+    data, loaded_from = load_migration_data(data)
+    source = source or loaded_from
+    _mapping(data, '', required=('id', 'description'), optional=('expand', 'sync', 'contract'))
+    mid = data['id']
+    if isinstance(mid, bool) or not isinstance(mid, int) or mid < 1:
+        raise SpecError('id', 'must be a positive integer, got %r' % (mid,))
+    if mid > 2 ** 63 - 1:
+        raise SpecError('id', 'too large')
+    description = _str(data['description'], 'description', max_len=500)
+    expand = _parse_ops(data.get('expand'), 'expand')
+    contract = _parse_ops(data.get('contract'), 'contract')
+    _check_op_sequence(expand, 'expand')
+    _check_op_sequence(contract, 'contract')
+    sync = _parse_sync(data.get('sync'))
+    return Migration(mid, description, expand, sync, contract, canonical_checksum(data), source)
