@@ -591,10 +591,11 @@ class Sandbox:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--root', default=None, help='state directory (default: %s)' % DEFAULT_ROOT)
+    parser.add_argument('--any-ports', action='store_true', help='pick free ports instead of the seed\'s 8000-8002')
     parser.add_argument('action', choices=['start', 'stop', 'status', 'env', 'ports'])
     parser.add_argument('services', nargs='*', default=[], help='mariadb, haproxy (start: default mariadb)')
     args = parser.parse_args(argv)
-    sandbox = Sandbox(args.root)
+    sandbox = Sandbox(args.root, preferred_ports={} if args.any_ports else None)
     if args.action == 'start':
         for service in args.services or ['mariadb']:
             getattr(sandbox, service).start()
