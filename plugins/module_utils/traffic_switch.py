@@ -1,0 +1,368 @@
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure planning for blue/green traffic switching and draining. No Ansible import, no I/O.
+
+Servers are described by objects with ``admin_state`` ('ready' | 'drain' | 'maint'), ``weight``,
+``passing`` (up and passing checks), ``scur`` and ``qcur`` - haproxy_runtime.Server, or anything
+shaped like it (the unit tests use a small stand-in).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import time
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
+
+MAX_WEIGHT = 256
+FULL_WEIGHT = 100   # per-server weight of the active color when it takes all the traffic (equal server counts)
+
+
+class SwitchError(ZdtError):
+    """Invalid switch arguments (nothing was changed)."""
+
+
+class GuardrailError(ZdtError):
+    """The switch would leave the backend unable to serve, or activate a color that fails its checks."""
+
+
+class DrainTimeout(ZdtError):
+    """Servers still had sessions at the deadline; ``counts`` is {server: (scur, qcur)}."""
+
+    def __init__(self, counts, waited):
+        self.counts = counts
+        self.waited = waited
+        busy = ', '.join('%s: %d current, %d queued' % (name, c[0], c[1]) for name, c in sorted(counts.items()) if c[0] or c[1])
+        super(DrainTimeout, self).__init__('servers still busy after %.1fs: %s' % (waited, busy))
+
+
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def _lcm(a, b):
+    return a * b // _gcd(a, b)
+
+
+def validate_colors(colors, active, weight, backend_servers=None):
+    """Check the arguments; return the name of the other color (None when there is none). Raises SwitchError."""
+    if not isinstance(colors, dict) or not colors:
+        raise SwitchError('colors must be a non-empty dict of color -> list of server names')
+    seen = {}
+    for color, servers in colors.items():
+        if not isinstance(servers, list) or not servers:
+            raise SwitchError('colors.%s must be a non-empty list of server names' % color)
+        for server in servers:
+            if server in seen:
+                raise SwitchError('server %s is listed in both colors %s and %s' % (server, seen[server], color))
+            seen[server] = color
+    if active not in colors:
+        raise SwitchError('active color %r is not one of the colors (%s)' % (active, ', '.join(sorted(colors))))
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 100:
+        raise SwitchError('weight must be an integer percentage between 1 and 100, got %r' % (weight,))
+    others = [c for c in colors if c != active]
+    if weight < 100 and len(others) != 1:
+        raise SwitchError('a canary (weight < 100) needs exactly two colors, got %d' % len(colors))
+    if backend_servers is not None:
+        missing = sorted(s for s in seen if s not in backend_servers)
+        if missing:
+            raise SwitchError('No such server in the backend: %s (it has: %s)' % (', '.join(missing), ', '.join(sorted(backend_servers))))
+    return others[0] if len(others) == 1 else None
+
+
+def derive_weights(active_count, other_count, weight):
+    """Per-server HAProxy weights (active, other) so that the active color gets ``weight`` % of the traffic
+    whatever the two colors' server counts. ``other`` is None when weight is 100 (the other color drains)."""
+    if weight >= 100 or not other_count:
+        return FULL_WEIGHT, None
+    lcm = _lcm(active_count, other_count)
+    w_active = weight * lcm // active_count
+    w_other = (100 - weight) * lcm // other_count
+    if max(w_active, w_other) > MAX_WEIGHT:
+        g = _gcd(w_active, w_other)
+        w_active, w_other = w_active // g, w_other // g
+    if max(w_active, w_other) > MAX_WEIGHT:
+        scale = float(MAX_WEIGHT) / max(w_active, w_other)
+        w_active = max(1, int(round(w_active * scale)))
+        w_other = max(1, int(round(w_other * scale)))
+    return w_active, w_other
+
+
+def share_of(colors, servers):
+    """{color: summed weight of its ready servers}."""
+    shares = {}
+    for color, names in colors.items():
+        shares[color] = sum(servers[n]['weight'] for n in names if servers[n]['admin_state'] == 'ready')
+    return shares
+
+
+def describe(colors, servers, prefer=None):
+    """The DESIGN.md view {active, weight, servers}: ``active`` is the color with the larger share,
+    ``weight`` its share in percent (0 with no ready server). servers: {name: {admin_state, weight}}."""
+    shares = share_of(colors, servers)
+    total = sum(shares.values())
+    if total <= 0:
+        active, weight = None, 0
+    else:
+        best = max(shares.values())
+        leaders = [c for c in colors if shares[c] == best]
+        active = prefer if prefer in leaders else sorted(leaders)[0]
+        weight = int(round(100.0 * shares[active] / total))
+    names = [n for c in colors for n in colors[c]]
+    return {'active': active, 'weight': weight,
+            'servers': dict((n, {'admin_state': servers[n]['admin_state'], 'weight': servers[n]['weight']}) for n in names)}
+
+
+def plan_swap(colors, active, weight, servers):
+    """Desired {server: {admin_state, weight}} and the ordered actions to get there.
+
+    servers: {name: {'admin_state', 'weight'}} (current). Actions are (server, 'weight', n) and (server, 'state', s):
+    servers that will take traffic are made ready first (weight before state), servers losing traffic change last,
+    so the backend never has fewer serving servers mid-switch than at either end.
+    """
+    other = validate_colors(colors, active, weight, servers)
+    w_active, w_other = derive_weights(len(colors[active]), len(colors[other]) if other else 0, weight)
+    desired = {}
+    for color, names in colors.items():
+        for name in names:
+            current = servers[name]
+            if color == active:
+                desired[name] = {'admin_state': 'ready', 'weight': w_active}
+            elif w_other is not None:
+                desired[name] = {'admin_state': 'ready', 'weight': w_other}
+            else:
+                # full switch: the old color drains; its weight is kept so a rollback finds it as it was
+                desired[name] = {'admin_state': 'drain', 'weight': current['weight']}
+    gaining, losing = [], []
+    for name in [n for c in colors for n in colors[c]]:
+        cur, want = servers[name], desired[name]
+        steps = []
+        if cur['weight'] != want['weight']:
+            steps.append((name, 'weight', want['weight']))
+        if cur['admin_state'] != want['admin_state']:
+            steps.append((name, 'state', want['admin_state']))
+        if not steps:
+            continue
+        gains = want['admin_state'] == 'ready' and (cur['admin_state'] != 'ready' or want['weight'] > cur['weight'])
+        (gaining if gains else losing).extend(steps)
+    return desired, gaining + losing
+
+
+def check_guardrails(colors, active, desired, health, force=False):
+    """Refuse a switch that would hurt.
+
+    health: {name: {'passing': bool, 'admin_state': str}} for every server of the backend (also those in no color).
+    Without force: every server of the active color must pass its checks.
+    Always (force or not): if some server is serving now (ready and passing), at least one must still be after the switch.
+    Returns a list of warnings (for what force let through).
+    """
+    warnings = []
+    failing = sorted(n for n in colors[active] if not health[n]['passing'])
+    if failing and not force:
+        raise GuardrailError('refusing to activate color %s: server(s) %s are down or failing health checks (use force to override)'
+                             % (active, ', '.join(failing)))
+    if failing:
+        warnings.append('force: activating color %s although %s fail(s) health checks' % (active, ', '.join(failing)))
+
+    def serving(state_of):
+        return sorted(n for n in health if state_of(n) == 'ready' and health[n]['passing'])
+
+    before = serving(lambda n: health[n]['admin_state'])
+    after = serving(lambda n: desired[n]['admin_state'] if n in desired else health[n]['admin_state'])
+    if before and not after:
+        raise GuardrailError('refusing the switch: it would leave the backend without a server that is both ready and passing '
+                             'health checks (serving now: %s)' % ', '.join(before))
+    if not after:
+        warnings.append('no server of the backend is ready and passing health checks')
+    return warnings
+
+
+def diff_states(before, after):
+    """Ansible diff dict from two describe() results."""
+    return {'before': before, 'after': after}
+
+
+# ---------------------------------------------------------------- draining
+
+def drain_actions(servers, names):
+    """Servers among names that must be put to drain first: those that are ready (maint ones stay maint)."""
+    return [n for n in names if servers[n]['admin_state'] == 'ready']
+
+
+def poll_schedule(timeout, interval):
+    """Offsets (s from the start) of the polls: one at 0, then every interval, the last one at the deadline.
+    The count is exact: ceil(timeout / interval) + 1 polls (a zero timeout polls once)."""
+    if interval <= 0:
+        raise SwitchError('interval must be > 0')
+    if timeout < 0:
+        raise SwitchError('timeout must be >= 0')
+    offsets = []
+    k = 0
+    while k * interval < timeout:
+        offsets.append(k * interval)
+        k += 1
+    offsets.append(float(timeout))
+    return offsets
+
+
+def wait_drained(get_counts, timeout, interval, clock=time.monotonic, sleep=time.sleep):
+    """Poll get_counts() -> {server: (scur, qcur)} until every server has 0 current and 0 queued sessions.
+
+    Polls follow poll_schedule(timeout, interval) against clock(). Returns (waited_seconds, counts, polls).
+    Raises DrainTimeout (with the last counts) when the deadline passes first.
+    """
+    start = clock()
+    polls = 0
+    counts = {}
+    for offset in poll_schedule(timeout, interval):
+        delay = start + offset - clock()
+        if delay > 0:
+            sleep(delay)
+        counts = get_counts()
+        polls += 1
+        if all(scur == 0 and qcur == 0 for scur, qcur in counts.values()):
+            return clock() - start, counts, polls
+    raise DrainTimeout(counts, clock() - start)
+
+
+# ---------------------------------------------------------------- orchestration (I/O only through the client passed in)
+
+def _views(servers):
+    return dict((name, srv.as_dict()) for name, srv in servers.items())
+
+
+def _settle(client, backend, names, timeout, clock, sleep, poll=0.2):
+    """Wait (bounded) until the given servers' health is no longer between its bounds; return the fresh servers."""
+    deadline = clock() + timeout
+    while True:
+        servers = client.servers(backend)
+        if all(servers[n].settled for n in names) or clock() >= deadline:
+            return servers
+        sleep(poll)
+
+
+def execute_swap(client, backend, colors, active, weight=100, force=False, check_mode=False, timeout=10.0,
+                 clock=time.monotonic, sleep=time.sleep):
+    """Plan, guard and (unless check_mode) apply a switch. Returns a dict with changed, previous, current,
+    desired, actions and warnings. Raises SwitchError/GuardrailError (nothing changed) or HAProxy errors."""
+    servers = client.servers(backend)
+    validate_colors(colors, active, weight, servers)
+    previous = describe(colors, _views(servers))
+    desired, actions = plan_swap(colors, active, weight, _views(servers))
+    warnings = []
+    original_admin = dict((name, srv.admin_state) for name, srv in servers.items())
+
+    # Servers that will take traffic but sit in maint have no fresh health: HAProxy assumes them up the moment
+    # they leave maint. Put them to drain (checks run, no new traffic) and let the checks settle before judging.
+    wake = [n for n, want in desired.items() if want['admin_state'] == 'ready' and servers[n].admin_state == 'maint']
+    woken = []
+    try:
+        if wake and not check_mode:
+            for name in wake:
+                client.set_server_state(backend, name, 'drain')
+                woken.append(name)
+        if woken or any(not servers[n].settled for n in colors[active]):
+            if not check_mode:
+                servers = _settle(client, backend, [n for n in desired if desired[n]['admin_state'] == 'ready'], timeout, clock, sleep)
+        health = {}
+        for name, srv in servers.items():
+            passing = srv.passing
+            if check_mode and name in wake:
+                passing = True
+                warnings.append('check mode: %s is in maint, its health is only known after it leaves maint' % name)
+            health[name] = {'passing': passing, 'admin_state': original_admin[name]}
+        warnings.extend(check_guardrails(colors, active, desired, health, force=force))
+    except Exception:
+        for name in woken:
+            client.set_server_state(backend, name, 'maint')
+        raise
+
+    if check_mode:
+        current = describe(colors, dict((n, desired.get(n, v)) for n, v in _views(servers).items()), prefer=active)
+        return {'changed': bool(actions), 'previous': previous, 'current': current, 'desired': desired,
+                'actions': actions, 'warnings': warnings}
+
+    for name, kind, value in actions:
+        if kind == 'weight':
+            client.set_server_weight(backend, name, value)
+        else:
+            client.set_server_state(backend, name, value)
+    after = client.servers(backend)
+    current = describe(colors, _views(after), prefer=active)
+    wrong = sorted(n for n in desired if after[n].as_dict() != desired[n])
+    if wrong:
+        raise SwitchError('HAProxy did not take the new state for %s: wanted %s, has %s'
+                          % (', '.join(wrong), dict((n, desired[n]) for n in wrong), dict((n, after[n].as_dict()) for n in wrong)))
+    return {'changed': bool(actions) or bool(woken), 'previous': previous, 'current': current, 'desired': desired,
+            'actions': actions, 'warnings': warnings}
+
+
+def resolve_drain_servers(servers=None, colors=None, color=None):
+    """drain_wait's `servers` or `colors` + `color` -> list of names."""
+    if servers:
+        if colors or color:
+            raise SwitchError('give either servers or colors + color, not both')
+        return list(servers)
+    if not colors or not color:
+        raise SwitchError('give servers, or colors and color')
+    if color not in colors or not colors[color]:
+        raise SwitchError('color %r is not one of the colors (%s) or has no servers' % (color, ', '.join(sorted(colors))))
+    return list(colors[color])
+
+
+def execute_drain(client, backend, names, timeout=300.0, interval=1.0, on_timeout='fail', maint=True, check_mode=False,
+                  clock=time.monotonic, sleep=time.sleep):
+    """Drain, wait for zero current and queued sessions, then maint. Returns changed, waited, sessions, shutdown,
+    before, after, warnings. Raises DrainTimeout (on_timeout=fail; the servers stay in drain)."""
+    if on_timeout not in ('fail', 'shutdown'):
+        raise SwitchError('on_timeout must be fail or shutdown, got %r' % (on_timeout,))
+    servers = client.servers(backend)
+    missing = [n for n in names if n not in servers]
+    if missing:
+        raise SwitchError('No such server in backend %s: %s (it has: %s)' % (backend, ', '.join(missing), ', '.join(sorted(servers))))
+    before = dict((n, servers[n].admin_state) for n in names)
+    to_drain = drain_actions(dict((n, {'admin_state': s}) for n, s in before.items()), names)
+    final_state = 'maint' if maint else None
+    after = dict((n, final_state or ('drain' if n in to_drain else before[n])) for n in names)
+    result = {'changed': after != before, 'waited': 0.0, 'shutdown': False, 'warnings': [],
+              'before': before, 'after': after,
+              'sessions': dict((n, servers[n].scur) for n in names)}
+    if check_mode:
+        return result
+
+    for name in to_drain:
+        client.set_server_state(backend, name, 'drain')
+    result['changed'] = bool(to_drain)
+
+    def counts():
+        return client.session_counts(backend, names)
+
+    try:
+        waited, last, _polls = wait_drained(counts, timeout, interval, clock=clock, sleep=sleep)
+    except DrainTimeout as exc:
+        if on_timeout == 'fail':
+            exc.changed = result['changed']
+            raise
+        busy = sorted(n for n, c in exc.counts.items() if c[0] or c[1])
+        for name in busy:
+            client.shutdown_sessions(backend, name)
+        result['shutdown'] = True
+        result['warnings'].append('drain timed out after %.1fs; shut down the sessions of %s (%s)'
+                                  % (exc.waited, ', '.join(busy), ', '.join('%s: %d' % (n, exc.counts[n][0]) for n in busy)))
+        waited = exc.waited
+        try:
+            # sessions end within a moment of the shutdown; report what is left after a short bounded wait
+            _w, last, _p = wait_drained(counts, max(interval, 2.0), min(interval, 0.2), clock=clock, sleep=sleep)
+        except DrainTimeout as again:
+            last = again.counts
+    result['waited'] = round(waited, 3)
+    result['sessions'] = dict((n, last[n][0]) for n in names)
+    if maint:
+        for name in names:
+            if before[name] != 'maint':
+                client.set_server_state(backend, name, 'maint')
+                result['changed'] = True
+    return result

@@ -1,0 +1,354 @@
+"""Unit tests for the HAProxy runtime-API client, against a fake CLI on a unix socket."""
+import os
+import socket
+import tempfile
+import threading
+
+import pytest
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr
+
+STATE_HEADER = ('# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight '
+                'srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state '
+                'srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port '
+                'srv_check_addr srv_agent_addr srv_agent_port')
+# captured from HAProxy 2.6.12: blue1 up+ready, green1 down+forced drain (status text says DOWN), blue2 forced maint
+STATE_TEXT = ('1\n' + STATE_HEADER + '\n'
+              '3 app 1 blue1 127.0.0.1 2 0 100 100 11 15 3 2 6 0 0 0 - 18001 - 0 0 - - 0\n'
+              '3 app 2 green1 127.0.0.1 0 8 100 100 26 8 2 0 6 0 0 0 - 18002 - 0 0 - - 0\n'
+              '3 app 3 blue2 127.0.0.1 0 1 7 100 26 8 2 0 14 0 0 0 - 18003 - 0 0 - - 0\n')
+STAT_HEADER = ('# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,'
+               'chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,'
+               'check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,'
+               'req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,'
+               'agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,')
+
+
+def stat_row(name, scur, qcur, status, health):
+    values = {'pxname': 'app', 'svname': name, 'qcur': str(qcur), 'scur': str(scur), 'status': status,
+              'check_rise': '1', 'check_fall': '2', 'check_health': str(health)}
+    cols = STAT_HEADER[2:].split(',')
+    return ','.join(values.get(c, '') for c in cols)
+
+
+STAT_TEXT = '\n'.join([STAT_HEADER, stat_row('blue1', 3, 1, 'UP', 2), stat_row('green1', 0, 0, 'DOWN', 0),
+                       stat_row('blue2', 0, 0, 'MAINT', 0), stat_row('BACKEND', 3, 1, 'UP', 0)]) + '\n'
+
+PROC_BEFORE = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
+               '5983            master          0 [failed: 0]   0d00h00m14s     2.6.12-1+deb12u4\n'
+               '# workers\n5985            worker          0               0d00h00m14s     2.6.12-1+deb12u4\n# programs\n')
+PROC_OK = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
+           '5983            master          1 [failed: 0]   0d00h00m16s     2.6.12-1+deb12u4\n'
+           '# workers\n6432            worker          0               0d00h00m01s     2.6.12-1+deb12u4\n'
+           '# old workers\n5985            worker          1               0d00h00m16s     2.6.12-1+deb12u4\n# programs\n')
+PROC_FAILED = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
+               '5983            master          1 [failed: 1]   0d00h00m34s     2.6.12-1+deb12u4\n'
+               '# workers\n5985            worker          1               0d00h00m19s     2.6.12-1+deb12u4\n# programs\n')
+
+
+class FakeCLI:
+    """A unix-socket server speaking the HAProxy CLI's prompt mode; replies come from a dict or a callable."""
+
+    def __init__(self, replies, prompt='> ', first_prompt='\n> ', split=False):
+        self.replies = replies
+        self.prompt = prompt
+        self.first_prompt = first_prompt
+        self.split = split
+        self.received = []
+        self.connections = 0
+        self.dir = tempfile.mkdtemp()
+        self.path = os.path.join(self.dir, 'admin.sock')
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(5)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _send(self, conn, data):
+        data = data.encode()
+        if self.split:   # deliver byte by byte: the client must reassemble replies
+            for i in range(len(data)):
+                conn.sendall(data[i:i + 1])
+        else:
+            conn.sendall(data)
+
+    def _handle(self, conn):
+        buf = b''
+        with conn:
+            while True:
+                try:
+                    chunk = conn.recv(4096)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                buf += chunk
+                while b'\n' in buf:
+                    line, buf = buf.split(b'\n', 1)
+                    line = line.decode()
+                    self.received.append(line)
+                    if line == 'prompt':
+                        self._send(conn, self.first_prompt)
+                        continue
+                    if line == 'quit':
+                        return
+                    reply = self.replies(line) if callable(self.replies) else self.replies.get(line, 'Unknown command, but maybe...\n')
+                    if reply is None:   # hang up without a reply
+                        return
+                    if reply == 'HANG':
+                        continue
+                    self._send(conn, reply + '\n' + self.prompt)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def fake():
+    servers = []
+
+    def make(replies, **kw):
+        srv = FakeCLI(replies, **kw)
+        servers.append(srv)
+        return srv
+    yield make
+    for srv in servers:
+        srv.close()
+
+
+# ---------------------------------------------------------------- parsing
+
+def test_admin_state_from_bits():
+    assert hr.admin_state_from_bits(0) == 'ready'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_FDRAIN) == 'drain'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_IDRAIN) == 'drain'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_FMAINT) == 'maint'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_CMAINT) == 'maint'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_FMAINT | hr.SRV_ADMF_FDRAIN) == 'maint'   # maint wins
+
+
+def test_parse_servers_state_takes_admin_state_from_bits_not_status():
+    rows = hr.parse_servers_state(STATE_TEXT)
+    by_name = dict((r['srv_name'], r) for r in rows)
+    assert by_name['blue1']['admin_state'] == 'ready'
+    assert by_name['green1']['admin_state'] == 'drain'   # op state 0 (DOWN), still drain
+    assert by_name['green1']['srv_op_state'] == 0
+    assert by_name['blue2']['admin_state'] == 'maint'
+    assert by_name['blue2']['srv_uweight'] == 7 and by_name['blue2']['srv_iweight'] == 100
+    assert by_name['blue1']['be_name'] == 'app'
+
+
+def test_parse_servers_state_rejects_other_formats():
+    with pytest.raises(hr.HAProxyError):
+        hr.parse_servers_state("Can't find backend.\n")
+    with pytest.raises(hr.HAProxyError):
+        hr.parse_servers_state('2\n' + STATE_HEADER + '\n')
+
+
+def test_parse_stat_csv():
+    rows = hr.parse_stat_csv(STAT_TEXT)
+    assert [r['svname'] for r in rows] == ['blue1', 'green1', 'blue2', 'BACKEND']
+    assert rows[0]['scur'] == '3' and rows[0]['qcur'] == '1' and rows[0]['status'] == 'UP'
+    with pytest.raises(hr.HAProxyError):
+        hr.parse_stat_csv('No such proxy.\n')
+
+
+def test_parse_show_proc_and_reload_verdicts():
+    before = hr.parse_show_proc(PROC_BEFORE)
+    assert before['master'] == {'pid': 5983, 'reloads': 0, 'failed': 0}
+    assert before['workers'] == [{'pid': 5985, 'reloads': 0}]
+    ok = hr.parse_show_proc(PROC_OK)
+    assert ok['old_workers'] == [{'pid': 5985, 'reloads': 1}]
+    assert hr.reload_succeeded(before, ok) is True
+    assert hr.reload_succeeded(before, hr.parse_show_proc(PROC_FAILED)) is False
+    assert hr.reload_succeeded(before, before) is None     # master not re-executed yet
+    with pytest.raises(hr.HAProxyError):
+        hr.parse_show_proc('Unknown command\n')
+
+
+def test_parse_address():
+    assert hr.parse_address('/run/haproxy.sock') == (socket.AF_UNIX, '/run/haproxy.sock')
+    assert hr.parse_address('unix@/x.sock') == (socket.AF_UNIX, '/x.sock')
+    assert hr.parse_address('ipv4@127.0.0.1:9999') == (socket.AF_INET, ('127.0.0.1', 9999))
+    for bad in ('ipv4@127.0.0.1', 'ipv4@:80', 'ipv4@127.0.0.1:99999', 'ipv6@::1', ''):
+        with pytest.raises(hr.HAProxyError):
+            hr.parse_address(bad)
+
+
+def test_names_cannot_inject_commands():
+    client = hr.RuntimeClient('/nonexistent')
+    for bad in ('app;shutdown sessions server app/x', 'a b', 'a\nb', ''):
+        with pytest.raises(hr.HAProxyError):
+            client.set_server_state(bad, 'blue1', 'drain')
+    with pytest.raises(hr.HAProxyError):
+        client.set_server_state('app', 'blue1', 'down')
+    with pytest.raises(hr.HAProxyError):
+        client.set_server_weight('app', 'blue1', 257)
+
+
+# ---------------------------------------------------------------- over a socket
+
+def test_several_commands_on_one_connection(fake):
+    cli = fake({'show servers state app': STATE_TEXT.rstrip('\n') + '\n', 'show stat app -1 -1': STAT_TEXT,
+                'set server app/green1 state ready': '', 'set server app/green1 weight 90': ''}, split=True)
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        servers = client.servers('app')
+        client.set_server_weight('app', 'green1', 90)
+        client.set_server_state('app', 'green1', 'ready')
+    assert cli.connections == 1
+    assert cli.received == ['prompt', 'show servers state app', 'show stat app -1 -1', 'set server app/green1 weight 90',
+                            'set server app/green1 state ready', 'quit']
+    assert servers['blue1'].admin_state == 'ready' and servers['blue1'].passing and servers['blue1'].scur == 3
+    assert servers['blue1'].qcur == 1 and servers['blue1'].weight == 100
+    assert servers['green1'].admin_state == 'drain' and not servers['green1'].passing and servers['green1'].check_enabled
+    assert servers['blue2'].admin_state == 'maint' and servers['blue2'].weight == 7
+
+
+@pytest.mark.parametrize('reply', ['No such server.', 'No such backend.', 'Permission denied',
+                                   "'set server <srv> state' expects 'ready', 'drain' and 'maint'.",
+                                   'Unknown command, but maybe one of the following ones is a better match:\n  help'])
+def test_error_replies_raise_with_the_reply_text(fake, reply):
+    cli = fake(lambda line: reply)
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        with pytest.raises(hr.HAProxyCommandError) as err:
+            client.set_server_state('app', 'nope', 'drain')
+    assert err.value.reply == reply.strip()
+    assert reply.splitlines()[0] in str(err.value)
+
+
+def test_show_errors_raise(fake):
+    cli = fake({'show servers state nope': "Can't find backend.\n", 'show stat nope -1 -1': 'No such proxy.\n',
+                'show backend': 'Permission denied\n', 'shutdown sessions server app/x': 'No such server.\n'})
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        with pytest.raises(hr.HAProxyCommandError, match="Can't find backend"):
+            client.servers('nope')
+        with pytest.raises(hr.HAProxyCommandError, match='No such proxy'):
+            client.show_stat('nope')
+        with pytest.raises(hr.HAProxyCommandError, match='Permission denied'):
+            client.show_backends()
+        with pytest.raises(hr.HAProxyCommandError, match='No such server'):
+            client.shutdown_sessions('app', 'x')
+
+
+def test_show_backend_and_info(fake):
+    cli = fake({'show backend': '# name\napp\nother\n', 'show info': 'Name: HAProxy\nVersion: 2.6.12\nPid: 42\n'})
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        assert client.show_backends() == ['app', 'other']
+        assert client.show_info()['Pid'] == '42'
+
+
+def test_timeout_on_a_silent_server(fake):
+    cli = fake(lambda line: 'HANG')
+    with hr.RuntimeClient(cli.path, timeout=0.3) as client:
+        with pytest.raises(hr.HAProxyConnectionError, match='within 0.3s'):
+            client.show_backends()
+
+
+def test_connection_closed_mid_reply(fake):
+    cli = fake(lambda line: None)
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        with pytest.raises(hr.HAProxyConnectionError, match='closed the connection'):
+            client.show_backends()
+
+
+def test_bad_socket_path_is_a_clear_error(tmp_path):
+    with pytest.raises(hr.HAProxyConnectionError, match='cannot connect to HAProxy socket .*nope.sock'):
+        hr.RuntimeClient(str(tmp_path / 'nope.sock'), timeout=1).show_backends()
+
+
+def test_tcp_socket():
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(('127.0.0.1', 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            data = b''
+            for count, reply in ((1, b'\n> '), (2, b'# name\napp\n\n> ')):
+                while data.count(b'\n') < count:
+                    data += conn.recv(100)
+                conn.sendall(reply)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with hr.RuntimeClient('ipv4@127.0.0.1:%d' % port, timeout=2) as client:
+        assert client.show_backends() == ['app']
+    srv.close()
+
+
+def test_write_state_file_is_atomic_and_loadable(fake, tmp_path):
+    cli = fake({'show servers state': STATE_TEXT})
+    path = tmp_path / 'server-state'
+    path.write_text('old')
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        hr.write_state_file(client, str(path))
+    assert path.read_text() == STATE_TEXT
+    assert sorted(os.listdir(str(tmp_path))) == ['server-state']   # no temp file left
+
+
+def test_write_state_file_refuses_an_error_reply(fake, tmp_path):
+    cli = fake({'show servers state': 'Permission denied\n'})
+    path = tmp_path / 'server-state'
+    path.write_text('old')
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        with pytest.raises(hr.HAProxyCommandError):
+            hr.write_state_file(client, str(path))
+    assert path.read_text() == 'old'
+
+
+def test_master_reload_reads_success_from_show_proc(fake):
+    state = {'proc': PROC_BEFORE}
+
+    def replies(line):
+        if line == 'show proc':
+            return state['proc']
+        if line == 'reload':
+            state['proc'] = PROC_OK
+            return None   # 2.6 closes the connection without a status
+        return 'Unknown command'
+    cli = fake(replies, prompt='master> ', first_prompt='master> ')
+    result = hr.MasterClient(cli.path, timeout=2).reload(timeout=2, poll=0.01)
+    assert result['after']['workers'][0]['pid'] == 6432
+    assert 'reload' in cli.received
+
+
+def test_master_reload_failure_is_reported(fake):
+    state = {'proc': PROC_BEFORE}
+
+    def replies(line):
+        if line == 'show proc':
+            return state['proc']
+        state['proc'] = PROC_FAILED
+        return None
+    cli = fake(replies, prompt='master> ', first_prompt='master> ')
+    with pytest.raises(hr.HAProxyReloadError, match='reload failed'):
+        hr.MasterClient(cli.path, timeout=2).reload(timeout=2, poll=0.01)
+
+
+def test_master_reload_that_never_happens_times_out(fake):
+    cli = fake(lambda line: PROC_BEFORE if line == 'show proc' else None, prompt='master> ', first_prompt='master> ')
+    with pytest.raises(hr.HAProxyReloadError, match='no new worker within'):
+        hr.MasterClient(cli.path, timeout=1).reload(timeout=0.3, poll=0.05)
+
+
+def test_validate_config(tmp_path):
+    good = tmp_path / 'good.cfg'
+    good.write_text('defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n'
+                    'frontend f\n  bind 127.0.0.1:1\n  default_backend b\nbackend b\n  server s 127.0.0.1:1\n')
+    bad = tmp_path / 'bad.cfg'
+    bad.write_text(good.read_text() + '  bogus_directive here\n')
+    if not any(os.access(os.path.join(d, 'haproxy'), os.X_OK) for d in os.environ.get('PATH', '').split(os.pathsep) + ['/usr/sbin']):
+        pytest.skip('haproxy not installed')
+    hr.validate_config(str(good), haproxy_bin='/usr/sbin/haproxy')
+    with pytest.raises(hr.ConfigInvalid, match='bogus_directive'):
+        hr.validate_config(str(bad), haproxy_bin='/usr/sbin/haproxy')
