@@ -85,10 +85,31 @@ def derive_weights(active_count, other_count, weight):
         g = _gcd(w_active, w_other)
         w_active, w_other = w_active // g, w_other // g
     if max(w_active, w_other) > MAX_WEIGHT:
-        scale = float(MAX_WEIGHT) / max(w_active, w_other)
-        w_active = max(1, int(round(w_active * scale)))
-        w_other = max(1, int(round(w_other * scale)))
+        w_active, w_other = _best_fit(active_count, other_count, weight)
     return w_active, w_other
+
+
+SHARE_TOLERANCE = 1.0   # percentage points a derived split may miss the asked share by
+
+
+def _share(w_active, active_count, w_other, other_count):
+    return 100.0 * w_active * active_count / (w_active * active_count + w_other * other_count)
+
+
+def _best_fit(active_count, other_count, weight):
+    """The weights in 1..256 whose share is closest to weight; SwitchError when none is within SHARE_TOLERANCE."""
+    ratio = float(100 - weight) * active_count / (float(weight) * other_count)
+    best = None
+    for w_active in range(1, MAX_WEIGHT + 1):
+        w_other = min(MAX_WEIGHT, max(1, int(round(w_active * ratio))))
+        error = abs(_share(w_active, active_count, w_other, other_count) - weight)
+        if best is None or error < best[0] - 1e-9:
+            best = (error, w_active, w_other)
+    if best[0] > SHARE_TOLERANCE:
+        raise SwitchError('a %d %% share for %d server(s) against %d cannot be expressed with HAProxy weights 1..%d '
+                          '(closest: %.1f %%)' % (weight, active_count, other_count, MAX_WEIGHT,
+                                                  _share(best[1], active_count, best[2], other_count)))
+    return best[1], best[2]
 
 
 def share_of(colors, servers):
