@@ -57,7 +57,8 @@ integration: bootstrap
 	$(BIN)/pytest -q tests/integration
 
 molecule: bootstrap
-	@for s in $$(ls molecule); do \
+	@for f in molecule/*/molecule.yml; do \
+	  s=$$(basename $$(dirname $$f)); \
 	  echo "== molecule scenario $$s"; \
 	  $(BIN)/molecule test -s $$s || exit 1; \
 	done

@@ -40,6 +40,7 @@ class CallbackModule(CallbackBase):
     CALLBACK_TYPE = 'aggregate'
     CALLBACK_NAME = 'zdt.bluegreen.timeline'
     CALLBACK_NEEDS_ENABLED = True
+    FIGURE_KEYS = ('backfill', 'verify', 'waited', 'sessions', 'shutdown', 'statements', 'previous', 'current')
 
     def __init__(self, display=None):
         super().__init__(display=display)
@@ -70,8 +71,10 @@ class CallbackModule(CallbackBase):
         self.v2_playbook_on_task_start(task, False)
 
     def _result(self, status, result):
+        # Figures the modules report about their own work (backfill rate, verify counts, drain wait).
+        figures = dict((key, result._result[key]) for key in self.FIGURE_KEYS if key in result._result)
         self._emit('task_result', status=status, host=result._host.get_name(), task=result._task.get_name(),
-                   changed=bool(result._result.get('changed', False)))
+                   changed=bool(result._result.get('changed', False)), figures=figures)
 
     def v2_runner_on_ok(self, result):
         self._result('ok', result)
