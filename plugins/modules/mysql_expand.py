@@ -1,0 +1,197 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: mysql_expand
+short_description: Apply the expand or contract phase of a migration, or roll its expand back, with online DDL
+version_added: 0.1.0
+author: zdt.bluegreen developers (@zdt)
+description:
+  - Reads a zdt.bluegreen migration file and applies its C(expand) operations (O(phase=expand)), its C(contract)
+    operations (O(phase=contract)) or undoes the expand operations in reverse order (O(phase=rollback)).
+  - The whole migration is validated before anything runs; an invalid field fails with a message naming it,
+    for example C(expand[0].create_table.columns[2].type), before the module even connects.
+  - Every referenced table, column and index is checked against the live schema before the first statement runs.
+  - Idempotent from the live schema (information_schema), the changelog table and the module's own
+    C(zdt_migration_state) and C(zdt_migration_step) tables, so a run killed halfway completes on the next run
+    without re-running a finished step, and a second run reports C(changed=false).
+  - ALTER statements ask for C(ALGORITHM=INSTANT) or C(ALGORITHM=INPLACE, LOCK=NONE). A change the server
+    cannot make online fails naming the operation; the table is never copied silently.
+  - Every DDL runs with a short session C(lock_wait_timeout) and is retried with exponential backoff, so a long
+    transaction cannot queue the site's queries behind the ALTER for longer than O(lock_wait_timeout) at a time.
+  - The migration file's checksum is stored when a phase starts; running a phase again with an edited file fails
+    naming the migration id (drift). O(phase=rollback) is refused once the contract phase ran.
+  - When the expand phase completes, a row is written to the dbdeploy-style changelog table O(changelog_table);
+    a rollback removes it.
+extends_documentation_fragment:
+  - zdt.bluegreen.mysql
+options:
+  migration:
+    description:
+      - The migration, either the path of its YAML file on the managed host or the migration as a mapping.
+      - See the collection's design document for the format (C(id), C(description), C(expand), C(sync), C(contract)).
+    type: raw
+    required: true
+  phase:
+    description:
+      - C(expand) adds what the new version needs, C(contract) removes what only the old version used,
+        C(rollback) undoes C(expand) in reverse (refused once C(contract) ran).
+    type: str
+    choices: [expand, contract, rollback]
+    default: expand
+  changelog_table:
+    description:
+      - Name of the dbdeploy changelog table (columns C(change_number), C(complete_dt), C(applied_by), C(description)).
+      - Created when missing.
+    type: str
+    default: changelog
+  lock_wait_timeout:
+    description:
+      - Session C(lock_wait_timeout) in seconds for every DDL statement; how long the site's queries can queue
+        behind one attempt to take a metadata lock.
+    type: int
+    default: 1
+  ddl_retries:
+    description:
+      - How many times a DDL statement that timed out waiting for a metadata lock is retried, with exponential backoff.
+    type: int
+    default: 10
+attributes:
+  check_mode:
+    support: full
+    description: Changes nothing and returns the exact statements it would run.
+  diff_mode:
+    support: full
+    description: Returns C(SHOW CREATE TABLE) of the affected tables before and after.
+notes:
+  - C(sql) operations run their statement as given (one statement each); they are tracked as steps, not checked
+    against the schema. A C(sql) step killed while running is run again on the next run.
+'''
+
+EXAMPLES = r'''
+- name: Expand the schema for version 2
+  zdt.bluegreen.mysql_expand:
+    database: app
+    migration: /srv/app/migrations/002_addresses.yml
+    login_user: deploy
+    login_password: "{{ deploy_password }}"
+
+- name: Remove what only version 1 used (after the sync triggers are dropped)
+  zdt.bluegreen.mysql_expand:
+    database: app
+    migration: /srv/app/migrations/002_addresses.yml
+    phase: contract
+    login_unix_socket: /run/mysqld/mysqld.sock
+
+- name: Undo the expand phase
+  zdt.bluegreen.mysql_expand:
+    database: app
+    migration: /srv/app/migrations/002_addresses.yml
+    phase: rollback
+    lock_wait_timeout: 2
+    ddl_retries: 5
+'''
+
+RETURN = r'''
+statements:
+  description: The DDL statements run (in check mode, the statements that would run), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["ALTER TABLE `users` ADD COLUMN `email` VARCHAR(255) NULL, ALGORITHM=INSTANT"]
+skipped:
+  description: Operations skipped because the live schema already had them (or they were already done).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"op": "expand[0]", "kind": "create_table", "reason": "table addresses exists"}]
+migration_id:
+  description: The id of the migration.
+  returned: always
+  type: int
+  sample: 2
+phase:
+  description: The phase applied.
+  returned: always
+  type: str
+  sample: expand
+tables:
+  description: The tables the statements change.
+  returned: always
+  type: list
+  elements: str
+  sample: [addresses]
+'''
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import (
+    CONNECTION_ARGUMENT_SPEC, HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_changes import apply_phase
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import validate_identifier
+
+
+def main():
+    argument_spec = dict(CONNECTION_ARGUMENT_SPEC)
+    argument_spec.update(
+        migration=dict(type='raw', required=True),
+        phase=dict(type='str', default='expand', choices=['expand', 'contract', 'rollback']),
+        changelog_table=dict(type='str', default='changelog'),
+        lock_wait_timeout=dict(type='int', default=1),
+        ddl_retries=dict(type='int', default=10),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    result = dict(changed=False, statements=[], skipped=[], tables=[], phase=p['phase'], migration_id=None)
+
+    try:
+        if p['lock_wait_timeout'] < 1 or p['ddl_retries'] < 0:
+            module.fail_json(msg='lock_wait_timeout must be at least 1 and ddl_retries at least 0', **result)
+        validate_identifier(p['database'], 'database')
+        validate_identifier(p['changelog_table'], 'changelog_table')
+        if not isinstance(p['migration'], (dict, str)):
+            module.fail_json(msg='migration: must be a path to a migration file or a mapping', **result)
+        migration = parse_migration(p['migration'])
+    except ZdtError as exc:
+        module.fail_json(msg=str(exc), **result)
+    result['migration_id'] = migration.id
+
+    if not HAS_PYMYSQL:
+        module.fail_json(msg=missing_required_lib('PyMySQL'), exception=PYMYSQL_IMPORT_ERROR, **result)
+
+    conn = None
+    try:
+        conn = connect(p)
+        outcome = apply_phase(conn, migration, p['phase'], p['database'], changelog_table=p['changelog_table'],
+                              lock_wait_timeout=p['lock_wait_timeout'], ddl_retries=p['ddl_retries'],
+                              check_mode=module.check_mode, want_diff=module._diff)
+    except ZdtError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg='unexpected error: %s' % exc, exception=traceback.format_exc(), **result)
+    finally:
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+    result.update(changed=outcome.changed, statements=outcome.statements, tables=outcome.tables,
+                  skipped=[dict(op=s.op.field, kind=s.op.kind, reason=s.reason) for s in outcome.skipped])
+    if module._diff:
+        result['diff'] = dict(before=outcome.before, after=outcome.after,
+                              before_header='tables before %s' % p['phase'], after_header='tables after %s' % p['phase'])
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
