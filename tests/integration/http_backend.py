@@ -1,0 +1,131 @@
+"""A small threaded HTTP/1.1 backend for HAProxy tests and benchmarks (127.0.0.1 only).
+
+    python http_backend.py PORT VERSION
+
+Every response carries ``X-App-Version: VERSION``; ``/health`` answers 200; ``?sleep=N`` delays the answer N seconds
+(long-lived requests for drain tests). Keep-alive is supported; client disconnects are ignored quietly.
+"""
+import http.client
+import socketserver
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    server_version = 'zdt-test-backend'
+    sys_version = ''
+    version = '0'
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        query = parse_qs(urlparse(self.path).query)
+        if 'sleep' in query:
+            time.sleep(min(float(query['sleep'][0]), 60.0))
+        body = ('version %s\n' % self.version).encode()
+        self.send_response(200)
+        self.send_header('X-App-Version', self.version)
+        self.send_header('Content-Type', 'text/plain')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return   # health checks and clients hang up; not an error of the backend
+        socketserver.BaseServer.handle_error(self, request, client_address)
+
+
+class LoadGenerator:
+    """Bounded HTTP load (time AND count) from threads: keep-alive clients reuse one connection, close clients
+    send ``Connection: close`` and reconnect for every request. Counts statuses, versions and socket errors."""
+
+    def __init__(self, port, keepalive=4, close=4, duration=5.0, max_requests=50000, path='/', timeout=10.0):
+        self.port, self.path, self.timeout = port, path, timeout
+        self.duration, self.max_requests = duration, max_requests
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.statuses = {}
+        self.versions = {}
+        self.errors = []
+        self.stop_event = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(True,), daemon=True) for _ in range(keepalive)]
+        self.threads += [threading.Thread(target=self._run, args=(False,), daemon=True) for _ in range(close)]
+
+    def _take(self):
+        with self.lock:
+            if self.sent >= self.max_requests:
+                return False
+            self.sent += 1
+            return True
+
+    def _run(self, keepalive):
+        deadline = time.monotonic() + self.duration
+        conn = None
+        while time.monotonic() < deadline and not self.stop_event.is_set() and self._take():
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=self.timeout)
+                headers = {} if keepalive else {'Connection': 'close'}
+                conn.request('GET', self.path, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                version = resp.getheader('X-App-Version')
+                with self.lock:
+                    self.statuses[resp.status] = self.statuses.get(resp.status, 0) + 1
+                    self.versions[version] = self.versions.get(version, 0) + 1
+                if not keepalive or resp.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as exc:
+                with self.lock:
+                    self.errors.append('%s: %s' % (type(exc).__name__, exc))
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def start(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def join(self):
+        for thread in self.threads:
+            thread.join(self.duration + self.timeout + 5)
+        return self
+
+    @property
+    def non_2xx(self):
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+
+    @property
+    def ok(self):
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+
+def main(argv):
+    port, version = int(argv[1]), argv[2]
+    Handler.version = version
+    server = Server(('127.0.0.1', port), Handler)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == '__main__':
+    main(sys.argv)

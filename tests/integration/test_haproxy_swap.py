@@ -1,0 +1,306 @@
+"""haproxy_swap against a real HAProxy 2.6 from the sandbox and two small Python backends (127.0.0.1 only)."""
+import http.client
+import os
+import shutil
+import sys
+import threading
+import time
+
+import pytest
+
+from sandbox import free_port
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from http_backend import LoadGenerator  # noqa: E402  pylint: disable=wrong-import-position
+
+CANARY_TOLERANCE = 3   # percentage points, over 600 requests (roundrobin is deterministic; the slack covers health checks)
+
+
+class LB:
+    """The sandbox HAProxy with three backends over two Python backends (blue: version 1, green: version 2)."""
+
+    def __init__(self, sandbox):
+        self.sb = sandbox
+        self.hp = sandbox.haproxy
+        self.port = sandbox.ports['lb']
+        self.blue_port, self.green_port, self.dead_port = free_port(), free_port(), free_port()
+        self.backends = {
+            'app': [('blue1', self.blue_port), ('green1', self.green_port)],
+            'canary': [('blue1', self.blue_port), ('green1', self.green_port), ('green2', self.green_port)],
+            'mixed': [('blue1', self.blue_port), ('green1', self.dead_port)],
+        }
+        self.canary_port = free_port()
+        extra = '\nfrontend canary_fe\n    bind 127.0.0.1:%d\n    default_backend canary\n' % self.canary_port
+        self.config = self.hp.render_config(backends=self.backends, extra=extra)
+        self.socket = self.hp.stats_socket
+        self.procs = []
+
+    def start(self):
+        for name, port, version in (('hp-blue', self.blue_port, '1'), ('hp-green', self.green_port, '2')):
+            proc = self.sb.process(name)
+            proc.start([sys.executable, os.path.join(HERE, 'http_backend.py'), str(port), version], port=port)
+            self.procs.append(proc)
+        self.previous_config = None
+        if self.hp.running:
+            with open(self.hp.cfg_path, encoding='utf-8') as handle:
+                self.previous_config = handle.read()
+            self.hp.reload(config_text=self.config)
+        else:
+            self.hp.start(config_text=self.config)
+        self.wait_all_up()
+
+    def stop(self):
+        if self.previous_config is not None:
+            self.hp.reload(config_text=self.previous_config)
+        else:
+            self.hp.stop()
+        for proc in self.procs:
+            proc.stop()
+
+    def client(self):
+        return hr.RuntimeClient(self.socket, timeout=5)
+
+    def servers(self, backend='app'):
+        with self.client() as client:
+            return client.servers(backend)
+
+    def states(self, backend='app'):
+        return dict((n, s.as_dict()) for n, s in self.servers(backend).items())
+
+    def reset(self, backend='app'):
+        """Everything ready at weight 100 (the configuration's state)."""
+        with self.client() as client:
+            for name in client.servers(backend):
+                client.set_server_weight(backend, name, 100)
+                client.set_server_state(backend, name, 'ready')
+        self.wait_all_up(backend)
+
+    def wait_all_up(self, backend='app', timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            servers = self.servers(backend)
+            live = [s for s in servers.values() if s.name != 'green1' or backend != 'mixed']
+            if all(s.passing for s in live):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError('servers not up: %s' % servers)
+            time.sleep(0.1)
+
+    def get(self, path='/', close=True, port=None):
+        conn = http.client.HTTPConnection('127.0.0.1', port or self.port, timeout=30)
+        try:
+            conn.request('GET', path, headers={'Connection': 'close'} if close else {})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status, resp.getheader('X-App-Version')
+        finally:
+            conn.close()
+
+    def worker_pids(self):
+        return [w['pid'] for w in hr.MasterClient(self.hp.master_socket, timeout=5).show_proc()['workers']]
+
+
+@pytest.fixture(scope='module')
+def lb(sandbox):
+    balancer = LB(sandbox)
+    balancer.start()
+    try:
+        yield balancer
+    finally:
+        balancer.stop()
+
+
+COLORS = {'blue': ['blue1'], 'green': ['green1']}
+
+
+def swap(run_module, lb, check_mode=False, diff=False, **kw):
+    args = {'socket': lb.socket, 'backend': 'app', 'colors': COLORS, 'active': 'blue'}
+    args.update(kw)
+    return run_module('haproxy_swap', args, check_mode=check_mode, diff=diff)
+
+
+def versions(lb, count, backend_path='/'):
+    seen = {}
+    for _ in range(count):
+        status, version = lb.get(backend_path)
+        assert status == 200
+        seen[version] = seen.get(version, 0) + 1
+    return seen
+
+
+# ---------------------------------------------------------------- behaviour
+
+def test_swap_changes_exactly_and_is_idempotent(lb, run_module):
+    lb.reset()
+    first = swap(run_module, lb, active='blue')
+    assert not first.get('failed'), first
+    assert first['changed'] is True   # green1 ready -> drain
+    assert first['current'] == {'active': 'blue', 'weight': 100,
+                                'servers': {'blue1': {'admin_state': 'ready', 'weight': 100},
+                                            'green1': {'admin_state': 'drain', 'weight': 100}}}
+    second = swap(run_module, lb, active='blue')
+    assert second['changed'] is False and second['previous'] == second['current'] == first['current']
+    assert set(versions(lb, 20)) == {'1'}
+
+    plan = swap(run_module, lb, active='green', check_mode=True, diff=True)
+    assert plan['changed'] is True and plan['current']['active'] == 'green'
+    assert plan['diff']['before']['servers']['green1']['admin_state'] == 'drain'
+    assert plan['diff']['after']['servers']['green1']['admin_state'] == 'ready'
+    assert lb.states()['green1']['admin_state'] == 'drain'   # check mode changed nothing
+
+    done = swap(run_module, lb, active='green', diff=True)
+    assert done['changed'] is True and done['previous'] == first['current']
+    assert done['current']['active'] == 'green' and lb.states()['blue1']['admin_state'] == 'drain'
+    assert set(versions(lb, 20)) == {'2'}
+    # rollback restores `previous` exactly
+    back = swap(run_module, lb, active=done['previous']['active'], weight=done['previous']['weight'])
+    assert back['current'] == first['current']
+
+
+def test_swap_under_load_has_no_errors(lb, run_module):
+    """Keep-alive and connection-close clients, 5 s bounded: blue -> canary green 10 % -> green -> blue."""
+    lb.reset()
+    assert not swap(run_module, lb, active='blue').get('failed')
+    load = LoadGenerator(lb.port, keepalive=6, close=6, duration=5.0, max_requests=40000).start()
+    steps = []
+    for delay, kw in ((0.8, {'active': 'green', 'weight': 10}), (0.8, {'active': 'green', 'weight': 50}),
+                      (0.8, {'active': 'green'}), (1.0, {'active': 'blue'})):
+        time.sleep(delay)
+        result = swap(run_module, lb, **kw)
+        assert not result.get('failed'), result
+        steps.append(result['changed'])
+    load.join()
+    assert all(steps)
+    assert load.errors == [] and load.non_2xx == 0, (load.errors[:5], load.statuses)
+    assert load.ok > 500 and set(load.versions) == {'1', '2'}, (load.ok, load.versions)
+
+
+@pytest.mark.parametrize('backend,colors,weight', [
+    ('app', {'blue': ['blue1'], 'green': ['green1']}, 20),
+    ('canary', {'blue': ['blue1'], 'green': ['green1', 'green2']}, 10),   # 2 servers share 10 %
+    ('canary', {'blue': ['blue1'], 'green': ['green1', 'green2']}, 75),
+])
+def test_canary_split_within_tolerance(lb, run_module, backend, colors, weight):
+    lb.reset(backend)
+    result = run_module('haproxy_swap', {'socket': lb.socket, 'backend': backend, 'colors': colors, 'active': 'green',
+                                         'weight': weight})
+    assert not result.get('failed'), result
+    assert result['current']['active'] == ('green' if weight > 50 else 'blue')
+    assert result['current']['weight'] == max(weight, 100 - weight)
+    total = 600
+    seen = {}
+    port = lb.port if backend == 'app' else lb.canary_port
+    for _ in range(total):
+        status, version = lb.get(port=port)
+        assert status == 200
+        seen[version] = seen.get(version, 0) + 1
+    green_share = 100.0 * seen.get('2', 0) / total
+    assert abs(green_share - weight) <= CANARY_TOLERANCE, (green_share, seen, result['current'])
+
+
+def test_reload_after_swap_keeps_the_swapped_state(lb, run_module):
+    lb.reset()
+    assert not swap(run_module, lb, active='blue').get('failed')
+    pids_before = lb.worker_pids()
+    result = swap(run_module, lb, active='green', weight=90, state_file=lb.hp.state_file, master_socket=lb.hp.master_socket)
+    assert not result.get('failed'), result
+    pids_after = lb.worker_pids()
+    assert pids_after and set(pids_after).isdisjoint(pids_before)   # the module reloaded: a new worker
+    expected = {'blue1': {'admin_state': 'ready', 'weight': 10}, 'green1': {'admin_state': 'ready', 'weight': 90}}
+    assert lb.states() == expected == result['current']['servers']
+    with open(lb.hp.state_file, encoding='utf-8') as handle:
+        assert handle.read().startswith('1\n# be_id')
+    # a second, independent reload (the sandbox's, state dumped first) keeps it too
+    lb.hp.reload()
+    assert lb.states() == expected
+    seen = versions(lb, 100)
+    assert abs(seen.get('2', 0) - 90) <= CANARY_TOLERANCE
+    # and a full switch persisted the same way keeps the drain across the reload
+    result = swap(run_module, lb, active='green', state_file=lb.hp.state_file, master_socket=lb.hp.master_socket)
+    assert not result.get('failed'), result
+    lb.hp.reload()
+    assert lb.states()['blue1']['admin_state'] == 'drain' and lb.states()['green1']['admin_state'] == 'ready'
+
+
+def test_invalid_config_is_refused_and_the_running_lb_untouched(lb, tmp_path):
+    lb.reset()
+    bad = tmp_path / 'bad.cfg'
+    bad.write_text(lb.config + '\nbackend broken\n    server x 127.0.0.1:1 bogus_keyword\n')
+    with pytest.raises(hr.ConfigInvalid, match='bogus_keyword'):
+        hr.validate_config(str(bad))
+    hr.validate_config(lb.hp.cfg_path)
+    # even a reload that finds a broken file in place is refused by HAProxy, reported as failed, and the old worker serves
+    pids = lb.worker_pids()
+    saved = str(tmp_path / 'good.cfg')
+    shutil.copy(lb.hp.cfg_path, saved)
+    try:
+        shutil.copy(str(bad), lb.hp.cfg_path)
+        with pytest.raises(hr.HAProxyReloadError, match='reload failed'):
+            hr.MasterClient(lb.hp.master_socket, timeout=5).reload(timeout=10)
+    finally:
+        shutil.copy(saved, lb.hp.cfg_path)
+    assert lb.worker_pids() == pids
+    assert lb.get()[0] == 200
+    hr.MasterClient(lb.hp.master_socket, timeout=5).reload(timeout=10)   # and recovers with the good file
+    assert lb.get()[0] == 200
+
+
+def test_guardrails_on_a_down_color(lb, run_module):
+    lb.reset('mixed')
+    colors = {'blue': ['blue1'], 'green': ['green1']}   # green1 points at a closed port: DOWN
+    args = {'socket': lb.socket, 'backend': 'mixed', 'colors': colors}
+    deadline = time.monotonic() + 10
+    while lb.servers('mixed')['green1'].up and time.monotonic() < deadline:
+        time.sleep(0.1)
+    refused = run_module('haproxy_swap', dict(args, active='green'))
+    assert refused['failed'] and 'green1' in refused['msg'] and 'force' in refused['msg']
+    forced = run_module('haproxy_swap', dict(args, active='green', force=True))
+    assert forced['failed'] and 'without a server that is both ready and passing' in forced['msg']
+    assert lb.states('mixed')['blue1']['admin_state'] == 'ready'   # nothing changed
+    canary = run_module('haproxy_swap', dict(args, active='green', weight=10, force=True))
+    assert not canary.get('failed') and canary['changed'], canary
+    assert 'force: activating color green although green1' in str(canary.get('warnings')), canary
+    # a color in maint is woken to drain for its checks, judged, and put back to maint when refused
+    with lb.client() as client:
+        client.set_server_state('mixed', 'green1', 'maint')
+    refused = run_module('haproxy_swap', dict(args, active='green', timeout=3))
+    assert refused['failed']
+    assert lb.states('mixed')['green1']['admin_state'] == 'maint'
+    lb.reset('app')
+    with lb.client() as client:
+        client.set_server_state('app', 'green1', 'maint')
+    woken = swap(run_module, lb, active='green')   # healthy server in maint: woken, checked, activated
+    assert not woken.get('failed') and woken['current']['active'] == 'green', woken
+
+
+@pytest.mark.parametrize('override,needle', [
+    ({'socket': '/nonexistent/admin.sock'}, 'cannot connect to HAProxy socket /nonexistent/admin.sock'),
+    ({'socket': 'ipv4@127.0.0.1'}, 'ipv4@host:port'),
+    ({'backend': 'nope'}, "Can't find backend"),
+    ({'colors': {'blue': ['blue1'], 'green': ['greenX']}}, 'No such server in the backend: greenX'),
+    ({'active': 'red'}, 'not one of the colors'),
+    ({'weight': 0}, 'between 1 and 100'),
+    ({'master_socket': '/x'}, 'state_file'),
+])
+def test_clear_errors(lb, run_module, override, needle):
+    before = lb.states()
+    result = swap(run_module, lb, **dict({'active': 'green'}, **override))
+    assert result.get('failed') and needle in result['msg'], result
+    assert lb.states() == before
+
+
+def test_tcp_runtime_socket(lb, run_module):
+    """The same API over ipv4@host:port: the sandbox config has no TCP socket, so add one through a reload."""
+    port = free_port()
+    config = lb.config.replace('    stats timeout 30s\n', '    stats timeout 30s\n    stats socket ipv4@127.0.0.1:%d level admin\n' % port)
+    lb.hp.reload(config_text=config)
+    try:
+        result = swap(run_module, lb, active='blue', socket='ipv4@127.0.0.1:%d' % port)
+        assert not result.get('failed'), result
+        assert result['current']['active'] == 'blue'
+    finally:
+        lb.hp.reload(config_text=lb.config)
+    lb.wait_all_up()
