@@ -1,0 +1,167 @@
+"""drain_wait against a real HAProxy 2.6 from the sandbox with long-lived requests in flight."""
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from test_haproxy_swap import LB  # noqa: E402  pylint: disable=wrong-import-position
+
+COLORS = {'blue': ['blue1'], 'green': ['green1']}
+
+
+@pytest.fixture(scope='module')
+def lb(sandbox):
+    balancer = LB(sandbox)
+    balancer.start()
+    try:
+        yield balancer
+    finally:
+        balancer.stop()
+
+
+def blue_only(lb):
+    """blue1 ready and alone taking traffic, green1 drained."""
+    lb.reset()
+    with lb.client() as client:
+        client.set_server_state('app', 'green1', 'drain')
+
+
+class Slow:
+    """n requests of `seconds` each, in flight through the load balancer."""
+
+    def __init__(self, lb, n, seconds):
+        self.results = []
+        self.finished = []
+        self.threads = [threading.Thread(target=self._one, args=(lb, seconds), daemon=True) for _ in range(n)]
+        for thread in self.threads:
+            thread.start()
+
+    def _one(self, lb, seconds):
+        try:
+            self.results.append(lb.get('/?sleep=%s' % seconds))
+        except OSError as exc:
+            self.results.append(('error', str(exc)))
+        self.finished.append(time.monotonic())
+
+    def join(self):
+        for thread in self.threads:
+            thread.join(30)
+        return self.results
+
+
+def wait_scur(lb, server, count, timeout=5):
+    deadline = time.monotonic() + timeout
+    while lb.servers()[server].scur < count:
+        assert time.monotonic() < deadline, 'requests never reached %s' % server
+        time.sleep(0.02)
+
+
+def drain(run_module, lb, check_mode=False, diff=False, **kw):
+    args = {'socket': lb.socket, 'backend': 'app'}
+    args.update(kw)
+    return run_module('drain_wait', args, check_mode=check_mode, diff=diff)
+
+
+def test_returns_only_after_in_flight_requests_finish(lb, run_module):
+    blue_only(lb)
+    slow = Slow(lb, 3, 2)
+    wait_scur(lb, 'blue1', 3)
+    with lb.client() as client:   # green takes new traffic; blue1 is still `ready`: drain_wait must drain it itself
+        client.set_server_state('app', 'green1', 'ready')
+    started = time.monotonic()
+    result = drain(run_module, lb, colors=COLORS, color='blue', timeout=20, interval=0.2, diff=True)
+    ended = time.monotonic()
+    results = slow.join()
+    assert not result.get('failed'), result
+    assert results == [(200, '1')] * 3                         # the drained requests were answered, not cut
+    assert max(slow.finished) <= ended                          # it returned only after they finished
+    assert 0.8 <= result['waited'] <= 10 and ended - started >= 0.8
+    assert result['sessions'] == {'blue1': 0} and result['shutdown'] is False and result['changed'] is True
+    assert result['diff'] == {'before': {'servers': {'blue1': 'ready'}}, 'after': {'servers': {'blue1': 'maint'}}}
+    assert lb.states()['blue1']['admin_state'] == 'maint'
+    assert lb.get() == (200, '2')
+    again = drain(run_module, lb, colors=COLORS, color='blue', timeout=5, interval=0.2)
+    assert again['changed'] is False and again['sessions'] == {'blue1': 0}
+
+
+def test_maint_false_leaves_drain(lb, run_module):
+    blue_only(lb)
+    with lb.client() as client:
+        client.set_server_state('app', 'green1', 'ready')
+    result = drain(run_module, lb, servers=['blue1'], timeout=5, interval=0.2, maint=False)
+    assert result['changed'] and lb.states()['blue1']['admin_state'] == 'drain'
+
+
+def test_timeout_fails_with_per_server_counts(lb, run_module):
+    blue_only(lb)
+    slow = Slow(lb, 2, 3)
+    wait_scur(lb, 'blue1', 2)
+    started = time.monotonic()
+    result = drain(run_module, lb, servers=['blue1'], timeout=0.6, interval=0.2)
+    assert time.monotonic() - started < 2.5
+    assert result['failed'] and 'blue1: 2 current, 0 queued' in result['msg'], result
+    assert result['sessions'] == {'blue1': 2}
+    assert lb.states()['blue1']['admin_state'] == 'drain'   # drained, not maint, nothing cut
+    assert slow.join() == [(200, '1')] * 2
+
+
+def test_timeout_shutdown_cuts_sessions_and_warns(lb, run_module):
+    blue_only(lb)
+    slow = Slow(lb, 2, 6)
+    wait_scur(lb, 'blue1', 2)
+    started = time.monotonic()
+    result = drain(run_module, lb, servers=['blue1'], timeout=0.5, interval=0.1, on_timeout='shutdown')
+    results = slow.join()
+    assert not result.get('failed'), result
+    assert time.monotonic() - started < 5                      # did not wait for the 6 s requests
+    assert result['shutdown'] is True and result['sessions'] == {'blue1': 0}
+    assert 'shut down the sessions of blue1' in str(result.get('warnings'))
+    assert all(r[0] != 200 for r in results), results          # HTTP mode: in-flight requests get 502 (or a cut)
+    assert lb.states()['blue1']['admin_state'] == 'maint'
+
+
+def test_down_server_is_drainable(lb, run_module):
+    """community.general #8092: the status text says DOWN; the admin state still moves to drain, then maint."""
+    lb.reset('mixed')
+    deadline = time.monotonic() + 10
+    while lb.servers('mixed')['green1'].up and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not lb.servers('mixed')['green1'].up
+    result = drain(run_module, lb, backend='mixed', servers=['green1'], timeout=5, interval=0.2, maint=False)
+    assert not result.get('failed') and result['changed'], result
+    assert lb.states('mixed')['green1']['admin_state'] == 'drain'
+    result = drain(run_module, lb, backend='mixed', servers=['green1'], timeout=5, interval=0.2)
+    assert result['changed'] and lb.states('mixed')['green1']['admin_state'] == 'maint'
+
+
+def test_check_mode_reports_without_waiting(lb, run_module):
+    blue_only(lb)
+    slow = Slow(lb, 1, 2)
+    wait_scur(lb, 'blue1', 1)
+    started = time.monotonic()
+    result = drain(run_module, lb, servers=['blue1'], timeout=30, check_mode=True, diff=True)
+    assert time.monotonic() - started < 1.5
+    assert result['changed'] is True and result['waited'] == 0 and result['sessions'] == {'blue1': 1}
+    assert result['diff']['after'] == {'servers': {'blue1': 'maint'}}
+    assert lb.states()['blue1']['admin_state'] == 'ready'
+    slow.join()
+
+
+@pytest.mark.parametrize('override,needle', [
+    ({'socket': '/nonexistent/admin.sock', 'servers': ['blue1']}, 'cannot connect to HAProxy socket'),
+    ({'backend': 'nope', 'servers': ['blue1']}, "Can't find backend"),
+    ({'servers': ['blue9']}, 'No such server in backend app: blue9'),
+    ({'colors': COLORS, 'color': 'red'}, "color 'red' is not one of the colors"),
+    ({'colors': COLORS}, 'color'),
+    ({'servers': ['blue1'], 'interval': 0}, 'interval > 0'),
+])
+def test_clear_errors(lb, run_module, override, needle):
+    lb.reset()
+    before = lb.states()
+    result = drain(run_module, lb, **override)
+    assert result.get('failed') and needle in result['msg'], result
+    assert lb.states() == before
