@@ -24,6 +24,7 @@ when either is not 0.
 import argparse
 import http.client
 import json
+import math
 import os
 import random
 import signal
@@ -48,7 +49,7 @@ def percentile(values, fraction):
     if not values:
         return None
     ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, int(round(fraction * len(ordered) + 0.5)) - 1))
+    index = max(0, min(len(ordered) - 1, int(math.ceil(fraction * len(ordered))) - 1))
     return ordered[index]
 
 
