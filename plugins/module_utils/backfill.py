@@ -1,0 +1,357 @@
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Chunked backfill that is exact under concurrent writes (no Ansible import).
+
+Why it is exact (cross-table, triggers already in place):
+
+* Every chunk is one REPEATABLE READ transaction that first *locks* the source rows of its key
+  range (``LOCK IN SHARE MODE``: shared next-key locks, so concurrent updates, deletes and inserts
+  into the range wait) and reads their latest committed values, then upserts exactly those values
+  into the new table and advances the checkpoint, then commits.
+* A writer that committed before the chunk's read already ran the upsert trigger with the value
+  the chunk reads; a writer that comes after the commit runs its trigger after the chunk, so the
+  trigger's value (the newer one) is the last write.  The copy can therefore never overwrite a
+  newer trigger write, and never resurrect a deleted row (the row is locked or already gone).
+* The copy upserts instead of ``INSERT IGNORE``: nothing is silently skipped (IGNORE hides every
+  duplicate, including a primary-key collision), and every warning fails the chunk.
+* Rows inserted after the triggers exist are kept by the triggers; the copy covers keys up to the
+  maximum key seen right after the triggers were created (``max_key``).
+
+AUTO-INC: with InnoDB's default ``innodb_autoinc_lock_mode=1`` any ``INSERT … SELECT`` into a
+table with an AUTO_INCREMENT column holds the table-level AUTO-INC lock for the whole statement,
+even when no value is generated, which stalls every trigger insert behind the chunk (measured
+here: ~2 s stall behind a 2 s chunk).  So for such targets the chunk has the *server* build a
+multi-row ``INSERT … VALUES`` text from the locked rows (``GROUP_CONCAT`` of hex/quoted literals)
+and runs it as a prepared statement: a "simple insert" that takes only the AUTO-INC mutex.  The new
+table's own key is never given (the new version's ids cannot collide).  Columns whose values do
+not round-trip through a literal (FLOAT, DOUBLE, BIT, spatial) fall back to ``INSERT … SELECT``.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import time
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
+from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import (
+    BINARY_TYPES, LITERAL_SAFE_TYPES, NUMERIC_TYPES, STRING_TYPES, same_value, type_kind)
+
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+WARN_GROUP_CONCAT_CUT = 1260
+MIN_CHUNK = 10
+MAX_CHUNK = 200000
+CHUNK_RETRIES = 10
+
+
+def q(name, field='identifier'):
+    return quote_identifier(name, field)
+
+
+def _code(exc):
+    return exc.args[0] if getattr(exc, 'args', None) and isinstance(exc.args[0], int) else None
+
+
+class ChunkRetry(Exception):
+    """Internal: the chunk must be retried (deadlock, lock wait, GROUP_CONCAT too short)."""
+
+
+def literal_expr(expr, data_type):
+    """SQL expression that renders ``expr`` as a SQL literal text ('NULL' for NULL), exact for its type."""
+    data_type = data_type.lower()
+    if data_type in STRING_TYPES:
+        return "IF(%s IS NULL, 'NULL', CONCAT('_utf8mb4 X''', HEX(CONVERT(%s USING utf8mb4)), ''''))" % (expr, expr)
+    if data_type in BINARY_TYPES:
+        return "IF(%s IS NULL, 'NULL', CONCAT('X''', HEX(%s), ''''))" % (expr, expr)
+    if data_type in NUMERIC_TYPES:
+        return "IFNULL(CAST(%s AS CHAR), 'NULL')" % expr
+    return "IFNULL(QUOTE(%s), 'NULL')" % expr
+
+
+def range_condition(key_sql, lo, hi):
+    """``key > lo AND key <= hi`` (either side open when None) and its args."""
+    conds, args = [], []
+    if lo is not None:
+        conds.append('%s > %%s' % key_sql)
+        args.append(lo)
+    if hi is not None:
+        conds.append('%s <= %%s' % key_sql)
+        args.append(hi)
+    return (' AND '.join(conds) if conds else '1 = 1'), args
+
+
+def choose_strategy(plan):
+    if plan.kind == 'same':
+        return 'update'
+    types = (plan.key_type,) + plan.from_types
+    if plan.target_autoinc and all(t in LITERAL_SAFE_TYPES for t in types):
+        return 'values'
+    return 'select'
+
+
+class Backfill(object):
+    """Backfill one sync entry with a dedicated connection (the module's connection)."""
+
+    def __init__(self, conn, db, plan, chunk_time=0.5, chunk_size=1000, max_threads_running=25,
+                 sleep=time.sleep, clock=time.time):
+        self.conn = conn
+        self.db = db
+        self.plan = plan
+        self.chunk_time = float(chunk_time)
+        self.chunk_size = max(1, int(chunk_size))
+        self.max_threads_running = int(max_threads_running)
+        self.sleep = sleep
+        self.clock = clock
+        self.strategy = choose_strategy(plan)
+        self.key_sql = q(plan.from_key, 'from.key')
+        self.from_sql = q(plan.from_table, 'from.table')
+        self.to_sql = q(plan.to_table, 'to.table')
+        self.max_chunk_seconds = 0.0
+        self.throttled_seconds = 0.0
+
+    # ---------------------------------------------------------------- helpers
+
+    def _exec(self, cur, sql, args=None):
+        cur.execute(sql, args)
+        return cur
+
+    def _check_warnings(self, cur, what):
+        cur.execute('SHOW WARNINGS')
+        warnings = cur.fetchall()
+        if not warnings:
+            return
+        if any(int(w[1]) == WARN_GROUP_CONCAT_CUT for w in warnings):
+            raise ChunkRetry('group_concat')
+        text = '; '.join('%s %s: %s' % (w[0], w[1], w[2]) for w in warnings[:5])
+        raise DatabaseError('%s of %s: the server reported warnings, the chunk was rolled back: %s' % (what, self.plan.field, text))
+
+    def session_setup(self):
+        with self.conn.cursor() as cur:
+            cur.execute('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ')
+            cur.execute("SET SESSION time_zone = '+00:00'")
+            cur.execute('SET SESSION innodb_lock_wait_timeout = 10')
+            cur.execute('SET SESSION group_concat_max_len = GREATEST(@@max_allowed_packet, 1048576)')
+            cur.execute('SET %s = 1' % self.plan.copy_guard)
+
+    def session_teardown(self):
+        with self.conn.cursor() as cur:
+            cur.execute('SET %s = NULL' % self.plan.copy_guard)
+
+    def throttle(self):
+        if self.max_threads_running <= 0:
+            return
+        while True:
+            with self.conn.cursor() as cur:
+                cur.execute("SHOW GLOBAL STATUS LIKE 'Threads_running'")
+                row = cur.fetchone()
+            running = int(row[1]) if row else 0
+            if running <= self.max_threads_running:
+                return
+            self.sleep(0.25)
+            self.throttled_seconds += 0.25
+
+    def max_key(self):
+        with self.conn.cursor() as cur:
+            cur.execute('SELECT MAX(%s) FROM %s' % (self.key_sql, self.from_sql))
+            return cur.fetchone()[0]
+
+    def count_upto(self, max_key):
+        if max_key is None:
+            return 0
+        with self.conn.cursor() as cur:
+            cur.execute('SELECT COUNT(*) FROM %s WHERE %s <= %%s' % (self.from_sql, self.key_sql), (max_key,))
+            return int(cur.fetchone()[0])
+
+    def target_has_rows(self):
+        if self.plan.kind == 'same':
+            return False
+        with self.conn.cursor() as cur:
+            cur.execute('SELECT 1 FROM %s LIMIT 1' % self.to_sql)
+            return cur.fetchone() is not None
+
+    def boundary(self, lo, max_key, n):
+        cond, args = range_condition(self.key_sql, lo, max_key)
+        with self.conn.cursor() as cur:
+            cur.execute('SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT 1 OFFSET %d'
+                        % (self.key_sql, self.from_sql, cond, self.key_sql, max(0, n - 1)), args)
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    # ---------------------------------------------------------------- chunk bodies (inside a transaction)
+
+    def _values_chunk(self, cur, lo, hi):
+        plan = self.plan
+        cond, args = range_condition(self.key_sql, lo, hi)
+        items = [literal_expr(self.key_sql, plan.key_type)]
+        items.extend(literal_expr(q(c, 'from.columns'), t) for c, t in zip(plan.from_columns, plan.from_types))
+        row_text = "CONCAT('(', %s, ')')" % ", ',', ".join(items)
+        anynn = plan.any_not_null()
+        prefix = 'INSERT INTO %s (%s) VALUES ' % (self.to_sql, ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns]))
+        suffix = ' ON DUPLICATE KEY UPDATE ' + ', '.join('%s = VALUES(%s)' % (q(c, 'to.columns'), q(c, 'to.columns')) for c in plan.to_columns)
+        cur.execute("SELECT CONCAT(%%s, GROUP_CONCAT(IF(%s, %s, NULL) SEPARATOR ','), %%s), COUNT(*), COALESCE(SUM(%s), 0) "
+                    'INTO @zdt_backfill_sql, @zdt_backfill_scanned, @zdt_backfill_rows FROM %s WHERE %s LOCK IN SHARE MODE'
+                    % (anynn, row_text, anynn, self.from_sql, cond), [prefix, suffix] + args)
+        self._check_warnings(cur, 'reading a chunk')
+        cur.execute('SELECT @zdt_backfill_scanned, @zdt_backfill_rows, @zdt_backfill_sql IS NULL')
+        scanned, rows, empty = cur.fetchone()
+        if rows and not empty:
+            cur.execute('PREPARE zdt_backfill_stmt FROM @zdt_backfill_sql')
+            cur.execute('EXECUTE zdt_backfill_stmt')
+            self._check_warnings(cur, 'copying a chunk')
+            cur.execute('DEALLOCATE PREPARE zdt_backfill_stmt')
+        cur.execute('SET @zdt_backfill_sql = NULL')
+        return int(scanned or 0), int(rows or 0)
+
+    def _select_chunk(self, cur, lo, hi):
+        plan = self.plan
+        cond, args = range_condition(self.key_sql, lo, hi)
+        anynn = plan.any_not_null()
+        cur.execute('SELECT COUNT(*), COALESCE(SUM(%s), 0) FROM %s WHERE %s LOCK IN SHARE MODE' % (anynn, self.from_sql, cond), args)
+        scanned, rows = cur.fetchone()
+        if rows:
+            cols = ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns])
+            src = ', '.join([self.key_sql] + [q(c, 'from.columns') for c in plan.from_columns])
+            upd = ', '.join('%s = VALUES(%s)' % (q(c, 'to.columns'), q(c, 'to.columns')) for c in plan.to_columns)
+            cur.execute('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s AND %s ON DUPLICATE KEY UPDATE %s'
+                        % (self.to_sql, cols, src, self.from_sql, cond, anynn, upd), args)
+            self._check_warnings(cur, 'copying a chunk')
+        return int(scanned or 0), int(rows or 0)
+
+    def _cleanup_chunk(self, cur, lo, hi):
+        """Delete new rows in the range whose old row is gone or all-NULL (only when the new table had rows before the sync)."""
+        plan = self.plan
+        tkey = 't.' + q(plan.to_key, 'to.key')
+        cond, args = range_condition(tkey, lo, hi)
+        cur.execute('DELETE t FROM %s AS t LEFT JOIN %s AS s ON s.%s = %s WHERE %s AND (s.%s IS NULL OR NOT %s)'
+                    % (self.to_sql, self.from_sql, self.key_sql, tkey, cond, self.key_sql, plan.any_not_null('s')), args)
+        self._check_warnings(cur, 'cleaning a chunk')
+
+    def _update_chunk(self, cur, lo, hi):
+        plan = self.plan
+        cond, args = range_condition(self.key_sql, lo, hi)
+        cur.execute('SELECT COUNT(*) FROM %s WHERE %s LOCK IN SHARE MODE' % (self.from_sql, cond), args)
+        scanned = int(cur.fetchone()[0])
+        sets = ', '.join('%s = %s' % (q(t, 'to.columns'), q(f, 'from.columns')) for f, t in zip(plan.from_columns, plan.to_columns))
+        same = ' AND '.join('(%s)' % same_value(q(f, 'from.columns'), q(t, 'to.columns'), type_kind(ft) if type_kind(ft) == type_kind(tt) else 'other')
+                            for f, t, ft, tt in plan.pairs())
+        cur.execute('UPDATE %s SET %s WHERE %s AND NOT (%s)' % (self.from_sql, sets, cond, same), args)
+        rows = cur.rowcount
+        self._check_warnings(cur, 'updating a chunk')
+        return scanned, int(rows)
+
+    def run_chunk(self, lo, hi, cleanup):
+        """Copy (lo, hi] in one transaction together with the checkpoint; return (scanned, written)."""
+        attempt = 0
+        while True:
+            cur = self.conn.cursor()
+            try:
+                cur.execute('START TRANSACTION')
+                if self.strategy == 'values':
+                    scanned, rows = self._values_chunk(cur, lo, hi)
+                elif self.strategy == 'select':
+                    scanned, rows = self._select_chunk(cur, lo, hi)
+                else:
+                    scanned, rows = self._update_chunk(cur, lo, hi)
+                if cleanup:
+                    self._cleanup_chunk(cur, lo, hi)
+                cur.execute(sync_state.advance_sql(), (sync_state.encode_key(hi), scanned, scanned, rows,
+                                                       self.plan.migration_id, self.plan.index))
+                cur.execute('COMMIT')
+                return scanned, rows
+            except ChunkRetry:
+                cur.execute('ROLLBACK')
+                raise
+            except DatabaseError:
+                cur.execute('ROLLBACK')
+                raise
+            except Exception as exc:  # pylint: disable=broad-except  # driver errors: deadlocks and lock waits retry
+                try:
+                    cur.execute('ROLLBACK')
+                except Exception:  # pylint: disable=broad-except
+                    pass
+                if _code(exc) in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT) and attempt < CHUNK_RETRIES:
+                    attempt += 1
+                    self.sleep(min(0.05 * (2 ** attempt), 2.0))
+                    continue
+                raise DatabaseError('backfill of %s failed in key range (%r, %r]: %s'
+                                    % (self.plan.field, lo, hi, exc.args[-1] if exc.args else exc))
+            finally:
+                cur.close()
+
+    # ---------------------------------------------------------------- driver
+
+    def run(self, fresh):
+        """Run (or resume) the backfill. ``fresh`` discards any checkpoint (the triggers were just created)."""
+        plan = self.plan
+        started = self.clock()
+        sync_state.ensure_table(self.conn)
+        row = None if fresh else sync_state.read(self.conn, self.db, plan.migration_id, plan.index)
+        result = dict(rows_copied=0, rows_total=0, chunks=0, seconds=0.0, rows_per_second=0.0, resumed_from=None,
+                      max_chunk_seconds=0.0, throttled_seconds=0.0, strategy=self.strategy)
+        if row is not None and row['state'] == 'done':
+            result['rows_total'] = int(row['rows_total'])
+            return result
+        self.session_setup()
+        try:
+            if row is not None and row['state'] == 'running':
+                max_key = row['max_key']
+                lo = row['last_key']
+                cleanup = bool(row['cleanup'])
+                result['resumed_from'] = lo
+                result['rows_total'] = int(row['rows_total'])
+                sync_state.resume(self.conn, plan.migration_id, plan.index)
+            else:
+                cleanup = self.target_has_rows()
+                max_key = self.max_key()
+                lo = None
+                result['rows_total'] = self.count_upto(max_key)
+                sync_state.start(self.conn, plan.migration_id, plan.index, self.strategy, max_key, result['rows_total'], cleanup)
+            n = self.chunk_size
+            while max_key is not None and not (lo is not None and lo == max_key):
+                self.throttle()
+                hi = self.boundary(lo, max_key, n)
+                last = hi is None or hi == max_key
+                if hi is None:
+                    hi = max_key
+                t0 = self.clock()
+                try:
+                    _scanned, rows = self.run_chunk(lo, hi, cleanup)
+                except ChunkRetry:
+                    if n <= MIN_CHUNK:
+                        raise DatabaseError('a chunk of %d rows of %s does not fit group_concat_max_len' % (n, plan.field))
+                    n = max(MIN_CHUNK, n // 4)
+                    continue
+                dt = self.clock() - t0
+                self.max_chunk_seconds = max(self.max_chunk_seconds, dt)
+                result['chunks'] += 1
+                result['rows_copied'] += rows
+                lo = hi
+                if last:
+                    break
+                target = int(n * self.chunk_time / max(dt, 0.001))
+                n = max(MIN_CHUNK, min(MAX_CHUNK, n * 2, max(n // 2, target)))
+            sync_state.finish(self.conn, plan.migration_id, plan.index)
+        finally:
+            try:
+                self.session_teardown()
+            except Exception:  # pylint: disable=broad-except  # best effort; the session ends with the module
+                pass
+        result['seconds'] = round(self.clock() - started, 3)
+        result['rows_per_second'] = round(result['rows_total'] / result['seconds'], 1) if result['seconds'] > 0 else 0.0
+        if result['resumed_from'] is not None:
+            done = sync_state.read(self.conn, self.db, plan.migration_id, plan.index)
+            if done and done['run_rows'] and result['seconds'] > 0:
+                result['rows_per_second'] = round(done['run_rows'] / result['seconds'], 1)
+        result['max_chunk_seconds'] = round(self.max_chunk_seconds, 3)
+        result['throttled_seconds'] = round(self.throttled_seconds, 2)
+        return result
+
+
+def rows_total_estimate(conn, plan):
+    """Rows a fresh backfill would consider now (check mode)."""
+    with conn.cursor() as cur:
+        cur.execute('SELECT COUNT(*) FROM %s' % q(plan.from_table, 'from.table'))
+        return int(cur.fetchone()[0])

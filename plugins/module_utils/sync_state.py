@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backfill checkpoints and progress (table ``zdt_sync_progress``) and the per-migration lock.
+
+The backfill updates its row in the same transaction as each chunk, so the checkpoint is exact
+after a ``kill -9`` and ``mysql_sync_info`` can report progress while the backfill runs.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import json
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
+
+PROGRESS_TABLE = 'zdt_sync_progress'
+
+CREATE_PROGRESS_TABLE = (
+    'CREATE TABLE IF NOT EXISTS %s ('
+    ' migration_id BIGINT NOT NULL, sync_index INT NOT NULL,'
+    ' state VARCHAR(16) NOT NULL,'
+    ' strategy VARCHAR(16) NULL,'
+    ' last_key TEXT NULL, max_key TEXT NULL,'
+    ' cleanup TINYINT NOT NULL DEFAULT 0,'
+    ' rows_total BIGINT NOT NULL DEFAULT 0, rows_done BIGINT NOT NULL DEFAULT 0,'
+    ' rows_copied BIGINT NOT NULL DEFAULT 0, chunks BIGINT NOT NULL DEFAULT 0,'
+    ' run_rows BIGINT NOT NULL DEFAULT 0, run_started_at DATETIME(6) NULL,'
+    ' started_at DATETIME(6) NULL, updated_at DATETIME(6) NULL, finished_at DATETIME(6) NULL,'
+    ' PRIMARY KEY (migration_id, sync_index)) ENGINE=InnoDB')
+
+FIELDS = ('migration_id', 'sync_index', 'state', 'strategy', 'last_key', 'max_key', 'cleanup', 'rows_total', 'rows_done',
+          'rows_copied', 'chunks', 'run_rows', 'run_started_at', 'started_at', 'updated_at', 'finished_at')
+
+
+def table_sql():
+    return quote_identifier(PROGRESS_TABLE)
+
+
+def encode_key(value):
+    """Checkpoint keys are stored as JSON so integers keep their exact value (no float round trip)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return json.dumps({'hex': value.hex()})
+    if isinstance(value, (int, str)):
+        return json.dumps(value)
+    return json.dumps({'str': str(value)})
+
+
+def decode_key(text):
+    if text is None:
+        return None
+    value = json.loads(text)
+    if isinstance(value, dict):
+        if 'hex' in value:
+            return bytes.fromhex(value['hex'])
+        return value['str']
+    return value
+
+
+def _query(conn, sql, args=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+def progress_table_exists(conn, db):
+    return bool(_query(conn, 'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s',
+                       (db, PROGRESS_TABLE)))
+
+
+def ensure_table(conn):
+    _query(conn, CREATE_PROGRESS_TABLE % table_sql())
+
+
+def read(conn, db, migration_id, index):
+    """The checkpoint row as a dict, or None."""
+    if not progress_table_exists(conn, db):
+        return None
+    rows = _query(conn, 'SELECT %s FROM %s WHERE migration_id = %%s AND sync_index = %%s' % (', '.join(FIELDS), table_sql()),
+                  (int(migration_id), int(index)))
+    if not rows:
+        return None
+    row = dict(zip(FIELDS, rows[0]))
+    row['last_key'] = decode_key(row['last_key'])
+    row['max_key'] = decode_key(row['max_key'])
+    return row
+
+
+def read_any(conn, db, migration_id):
+    """True when any checkpoint of the migration exists."""
+    if not progress_table_exists(conn, db):
+        return False
+    return bool(_query(conn, 'SELECT 1 FROM %s WHERE migration_id = %%s LIMIT 1' % table_sql(), (int(migration_id),)))
+
+
+def start(conn, migration_id, index, strategy, max_key, rows_total, cleanup):
+    """Write a fresh checkpoint (replacing any older one)."""
+    _query(conn, 'REPLACE INTO %s (migration_id, sync_index, state, strategy, last_key, max_key, cleanup, rows_total, rows_done, '
+                 'rows_copied, chunks, run_rows, run_started_at, started_at, updated_at, finished_at) '
+                 "VALUES (%%s, %%s, 'running', %%s, NULL, %%s, %%s, %%s, 0, 0, 0, 0, NOW(6), NOW(6), NOW(6), NULL)" % table_sql(),
+           (int(migration_id), int(index), strategy, encode_key(max_key), 1 if cleanup else 0, int(rows_total)))
+
+
+def resume(conn, migration_id, index):
+    _query(conn, "UPDATE %s SET state = 'running', run_rows = 0, run_started_at = NOW(6), updated_at = NOW(6) "
+                 'WHERE migration_id = %%s AND sync_index = %%s' % table_sql(), (int(migration_id), int(index)))
+
+
+def advance_sql():
+    """UPDATE run inside each chunk's transaction: args (last_key, rows_done_delta, run_rows_delta, rows_copied_delta, mid, index)."""
+    return ('UPDATE %s SET last_key = %%s, rows_done = rows_done + %%s, run_rows = run_rows + %%s, rows_copied = rows_copied + %%s, '
+            'chunks = chunks + 1, updated_at = NOW(6) WHERE migration_id = %%s AND sync_index = %%s' % table_sql())
+
+
+def finish(conn, migration_id, index):
+    _query(conn, "UPDATE %s SET state = 'done', finished_at = NOW(6), updated_at = NOW(6) "
+                 'WHERE migration_id = %%s AND sync_index = %%s' % table_sql(), (int(migration_id), int(index)))
+
+
+def delete(conn, db, migration_id):
+    """Remove a migration's checkpoints; drop the table when it becomes empty. Returns True if anything was removed."""
+    if not progress_table_exists(conn, db):
+        return False
+    with conn.cursor() as cur:
+        cur.execute('DELETE FROM %s WHERE migration_id = %%s' % table_sql(), (int(migration_id),))
+        removed = cur.rowcount > 0
+        cur.execute('SELECT COUNT(*) FROM %s' % table_sql())
+        if cur.fetchone()[0] == 0:
+            cur.execute('DROP TABLE IF EXISTS %s' % table_sql())
+            removed = True
+    return removed
+
+
+def progress(row, now_row=None):
+    """Public progress dict {state, rows_done, rows_total, rows_per_second, eta_seconds} from a checkpoint row."""
+    if row is None:
+        return dict(state='not_started', rows_done=0, rows_total=None, rows_per_second=None, eta_seconds=None)
+    rate = None
+    eta = None
+    if row.get('run_started_at') and row.get('updated_at'):
+        seconds = (row['updated_at'] - row['run_started_at']).total_seconds()
+        if seconds > 0 and row['run_rows']:
+            rate = round(row['run_rows'] / seconds, 1)
+    remaining = max(0, int(row['rows_total']) - int(row['rows_done']))
+    if row['state'] == 'done':
+        eta = 0
+    elif rate:
+        eta = round(remaining / rate, 1)
+    return dict(state=row['state'], rows_done=int(row['rows_done']), rows_total=int(row['rows_total']),
+                rows_per_second=rate, eta_seconds=eta)
+
+
+# -------------------------------------------------------------------- one backfill per migration
+
+def lock_name(db, migration_id):
+    """GET_LOCK name ``zdt_backfill_<db>_<id>`` (hashed when longer than MySQL's 64-character limit)."""
+    name = 'zdt_backfill_%s_%d' % (db, int(migration_id))
+    if len(name) > 64:
+        name = 'zdt_backfill_%s_%d' % (hashlib.sha1(db.encode('utf-8')).hexdigest()[:32], int(migration_id))
+    return name
+
+
+def holder_description(conn, name):
+    rows = _query(conn, 'SELECT IS_USED_LOCK(%s)', (name,))
+    holder = rows[0][0] if rows else None
+    if holder is None:
+        return 'no session (it was released meanwhile)'
+    info = _query(conn, 'SELECT USER, HOST, COMMAND, TIME, STATE, LEFT(COALESCE(INFO, \'\'), 120) FROM information_schema.PROCESSLIST '
+                        'WHERE ID = %s', (holder,))
+    if not info:
+        return 'connection id %s (not visible to this user; needs the PROCESS privilege to show more)' % holder
+    user, host, command, secs, state, query = info[0]
+    return 'connection id %s (user %s from %s, %s for %ss%s%s)' % (
+        holder, user, host, command, secs, ', state %s' % state if state else '', ', running: %s' % query if query else '')
+
+
+def acquire_lock(conn, db, migration_id, timeout):
+    """Take the per-migration backfill lock or fail after ``timeout`` seconds naming the holder."""
+    name = lock_name(db, migration_id)
+    got = _query(conn, 'SELECT GET_LOCK(%s, %s)', (name, max(0, int(timeout))))[0][0]
+    if got != 1:
+        raise DatabaseError('another run of migration %d holds lock %s (waited %ss): held by %s'
+                            % (int(migration_id), name, int(timeout), holder_description(conn, name)))
+    return name
+
+
+def lock_in_use(conn, db, migration_id):
+    return _query(conn, 'SELECT IS_USED_LOCK(%s)', (lock_name(db, migration_id),))[0][0] is not None
+
+
+def release_lock(conn, name):
+    try:
+        _query(conn, 'SELECT RELEASE_LOCK(%s)', (name,))
+    except Exception:  # pylint: disable=broad-except  # the connection may be gone; the server releases it then
+        pass

@@ -1,0 +1,143 @@
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Orchestration behind ``mysql_trigger_sync`` and ``mysql_sync_info`` (no Ansible import).
+
+present: validate every entry against the live schema -> take the per-migration lock ->
+create the missing triggers (short lock_wait_timeout, retries) -> backfill (resuming a
+checkpoint when the triggers were already there) -> verify.  absent: drop exactly our triggers
+(name pattern *and* our body label), then our checkpoint rows.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
+from ansible_collections.zdt.bluegreen.plugins.module_utils.backfill import Backfill, rows_total_estimate
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import (
+    SyncPlan, check_trigger_privileges, classify, existing_triggers, inspect_all, is_ours, owned_live_triggers, run_ddl)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import Verifier
+
+
+def _empty_backfill():
+    return dict(rows_copied=0, rows_total=0, chunks=0, seconds=0.0, rows_per_second=0.0, resumed_from=None)
+
+
+def _sum_backfill(results):
+    total = _empty_backfill()
+    for r in results:
+        for k in ('rows_copied', 'rows_total', 'chunks'):
+            total[k] += int(r.get(k) or 0)
+        total['seconds'] = round(total['seconds'] + float(r.get('seconds') or 0), 3)
+        if total['resumed_from'] is None and r.get('resumed_from') is not None:
+            total['resumed_from'] = r['resumed_from']
+    copied_rate = [float(r.get('rows_per_second') or 0) for r in results]
+    total['rows_per_second'] = round(total['rows_total'] / total['seconds'], 1) if total['seconds'] > 0 else (max(copied_rate) if copied_rate else 0.0)
+    total['max_chunk_seconds'] = max([float(r.get('max_chunk_seconds') or 0) for r in results] or [0.0])
+    return total
+
+
+def lock_timeout(lock_wait_timeout, ddl_retries):
+    """How long a second run waits for the per-migration lock before failing."""
+    return max(1, int(lock_wait_timeout) * max(1, int(ddl_retries)))
+
+
+def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5, chunk_size=1000, max_threads_running=25,
+                 lock_wait_timeout=1, ddl_retries=10, check_mode=False):
+    plans = inspect_all(conn, db, migration)
+    all_names = [t.name for p in plans for t in p.triggers()]
+    present, missing = classify(conn, db, plans)
+    result = dict(changed=False, triggers=all_names, created=[m.name for m in missing], backfill=_empty_backfill(),
+                  verify=dict(rows_checked=0, mismatches=0), entries=[])
+    result['diff'] = dict(before=dict(triggers=sorted(t.name for t in present)), after=dict(triggers=sorted(all_names)))
+    if check_mode:
+        totals = []
+        pending = False
+        for plan in plans:
+            row = sync_state.read(conn, db, plan.migration_id, plan.index)
+            created_here = any(t.name in result['created'] for t in plan.triggers())
+            if row is not None and not created_here:
+                totals.append(int(row['rows_total']))
+                pending = pending or (backfill and row['state'] != 'done')
+            else:
+                totals.append(rows_total_estimate(conn, plan))
+                pending = pending or bool(backfill)
+        result['backfill']['rows_total'] = sum(totals)
+        result['changed'] = bool(missing) or pending
+        return result
+    if missing:
+        check_trigger_privileges(conn)
+    name = sync_state.acquire_lock(conn, db, migration.id, lock_timeout(lock_wait_timeout, ddl_retries))
+    try:
+        # classify again under the lock: another run may have created them meanwhile
+        present, missing = classify(conn, db, plans)
+        result['created'] = [m.name for m in missing]
+        missing_names = set(result['created'])
+        run_ddl(conn, [t.create_sql() for p in plans for t in p.triggers() if t.name in missing_names],
+                lock_wait_timeout=lock_wait_timeout, retries=ddl_retries)
+        changed = bool(missing)
+        backfills = []
+        for plan in plans:
+            entry = dict(index=plan.index, kind=plan.kind, triggers=[t.name for t in plan.triggers()])
+            created_here = any(t.name in missing_names for t in plan.triggers())
+            if backfill:
+                before = sync_state.read(conn, db, plan.migration_id, plan.index)
+                runner = Backfill(conn, db, plan, chunk_time=chunk_time, chunk_size=chunk_size, max_threads_running=max_threads_running)
+                res = runner.run(fresh=created_here)
+                if created_here or before is None or before['state'] != 'done':
+                    changed = True
+                entry['backfill'] = res
+                backfills.append(res)
+            result['entries'].append(entry)
+        if backfills:
+            result['backfill'] = _sum_backfill(backfills)
+        result['changed'] = changed
+        if verify:
+            checked, mism = 0, 0
+            for plan, entry in zip(plans, result['entries']):
+                res = Verifier(conn, plan).run()   # raises SyncMismatch
+                entry['verify'] = res
+                checked += res['rows_checked']
+                mism += res['mismatches']
+            result['verify'] = dict(rows_checked=checked, mismatches=mism)
+    finally:
+        sync_state.release_lock(conn, name)
+    return result
+
+
+def sync_absent(conn, db, migration, lock_wait_timeout=1, ddl_retries=10, check_mode=False):
+    owned = owned_live_triggers(conn, db, migration.id)
+    names = [t.name for t in owned]
+    has_state = sync_state.read_any(conn, db, migration.id)
+    result = dict(changed=bool(owned) or has_state, triggers=names,
+                  diff=dict(before=dict(triggers=sorted(names)), after=dict(triggers=[])))
+    if check_mode or not result['changed']:
+        return result
+    name = sync_state.acquire_lock(conn, db, migration.id, lock_timeout(lock_wait_timeout, ddl_retries))
+    try:
+        owned = owned_live_triggers(conn, db, migration.id)
+        run_ddl(conn, [t.drop_sql() for t in owned], lock_wait_timeout=lock_wait_timeout, retries=ddl_retries)
+        sync_state.delete(conn, db, migration.id)
+    finally:
+        sync_state.release_lock(conn, name)
+    return result
+
+
+def sync_info(conn, db, migration):
+    """Read-only: per entry whether its triggers exist and the backfill progress."""
+    live = existing_triggers(conn, db)
+    running = sync_state.lock_in_use(conn, db, migration.id)
+    entries = []
+    for spec in migration.sync:
+        # Trigger names and shapes do not depend on column types: a type-less plan is enough here.
+        plan = SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int')
+        names = [t.name for t in plan.triggers()]
+        found = [t.name for t in plan.triggers() if t.name in live and is_ours(live[t.name], t)]
+        row = sync_state.read(conn, db, migration.id, spec.index)
+        prog = sync_state.progress(row)
+        if prog['state'] == 'running' and not running:
+            prog['state'] = 'interrupted'
+        entries.append(dict(index=spec.index, kind=spec.kind, from_table=spec.from_table, to_table=spec.to_table,
+                            direction=spec.direction, triggers=names, triggers_present=found,
+                            triggers_exist=len(found) == len(names), backfill=prog))
+    return entries

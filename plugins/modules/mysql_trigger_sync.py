@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: mysql_trigger_sync
+short_description: Keep the old and the new schema shape equal with triggers, backfill and verify
+version_added: 0.1.0
+author: zdt.bluegreen developers (@zdt)
+description:
+  - For every C(sync) entry of a migration, creates triggers that mirror writes from the old shape to the new one
+    (and back when C(direction=both)), backfills the existing rows in chunks and verifies both sides by checksum.
+  - "Cross-table entries (C(to.table) differs): rows are joined by C(to.key = from.key); C(to.key) needs a UNIQUE index.
+    An old row whose mapped columns are all NULL has no new row; deleting the new row sets the old columns to NULL;
+    deleting the old row deletes the new one."
+  - "Same-table entries: on insert the non-NULL side wins, on update the side the statement changed wins, and when both
+    changed to different values C(from) wins."
+  - The backfill is exact under concurrent writes, is throttled while C(Threads_running) exceeds O(max_threads_running),
+    checkpoints every chunk in table C(zdt_sync_progress) so a killed run resumes, and runs at most once per migration at a
+    time (a server-side named lock C(zdt_backfill_<database>_<id>)).
+  - Trigger names start with C(zdt_m<id>_s<index>_); the module never drops or replaces a trigger it did not create, and
+    user triggers on the same tables and events keep working.
+  - Triggers are created with the login user as definer (C(CURRENT_USER)); they keep working as long as that account
+    exists, independent of the session. With binary logging on, the login user needs C(SUPER) unless the server sets
+    C(log_bin_trust_function_creators=1); the module checks this before changing anything.
+extends_documentation_fragment:
+  - zdt.bluegreen.mysql
+options:
+  migration:
+    description:
+      - The migration, as a path to its YAML file or as a mapping with the same content.
+    type: raw
+    required: true
+  state:
+    description:
+      - V(present) creates the triggers, then backfills and verifies. V(absent) drops exactly the triggers and the
+        checkpoint rows this module created for the migration.
+    type: str
+    choices: [present, absent]
+    default: present
+  backfill:
+    description:
+      - Copy the existing rows after the triggers are in place.
+    type: bool
+    default: true
+  verify:
+    description:
+      - Compare both sides by chunked checksums; any mismatch fails the task and names up to ten differing keys.
+    type: bool
+    default: true
+  chunk_time:
+    description:
+      - Target duration of one backfill chunk in seconds; the chunk size adapts to it.
+    type: float
+    default: 0.5
+  chunk_size:
+    description:
+      - Rows in the first chunk.
+    type: int
+    default: 1000
+  max_threads_running:
+    description:
+      - Pause the backfill while the server's C(Threads_running) is above this value. V(0) disables throttling.
+    type: int
+    default: 25
+  lock_wait_timeout:
+    description:
+      - Session C(lock_wait_timeout) in seconds for creating and dropping triggers.
+      - A second run of the same migration waits O(lock_wait_timeout) times O(ddl_retries) seconds for the running one,
+        then fails naming the session that holds the lock.
+    type: int
+    default: 1
+  ddl_retries:
+    description:
+      - How often a trigger DDL that timed out waiting for a metadata lock is retried (with backoff).
+    type: int
+    default: 10
+attributes:
+  check_mode:
+    support: full
+    details: Reports the triggers it would create and O(backfill) rows_total; changes nothing.
+  diff_mode:
+    support: partial
+    details: The diff lists the sync triggers before and after; rows copied by the backfill are not part of the diff.
+notes:
+  - Writes that the old shape cannot hold (a new row whose synced columns are all NULL) are not representable while the sync
+    exists; verify reports them.
+  - A new table with an AUTO_INCREMENT key is backfilled with multi-row C(INSERT ... VALUES) statements built by the server,
+    so the table-level AUTO-INC lock is never held for a whole chunk.
+'''
+
+EXAMPLES = r'''
+- name: Sync users' address columns into addresses, backfill and verify
+  zdt.bluegreen.mysql_trigger_sync:
+    login_host: 127.0.0.1
+    login_user: deploy
+    login_password: "{{ db_password }}"
+    database: shop
+    migration: migrations/002_addresses.yml
+  async: 3600
+  poll: 0
+  register: sync_job
+
+- name: Drop the sync triggers once the old version is gone
+  zdt.bluegreen.mysql_trigger_sync:
+    login_unix_socket: /run/mysqld/mysqld.sock
+    database: shop
+    migration: migrations/002_addresses.yml
+    state: absent
+'''
+
+RETURN = r'''
+triggers:
+  description: Names of the sync triggers of the migration (state=present), or the ones dropped (state=absent).
+  returned: always
+  type: list
+  elements: str
+  sample: [zdt_m2_s0_fwd_del, zdt_m2_s0_fwd_upd, zdt_m2_s0_fwd_ins]
+created:
+  description: Triggers created by this run (or that would be created, in check mode).
+  returned: state=present
+  type: list
+  elements: str
+backfill:
+  description: Backfill figures summed over the sync entries.
+  returned: state=present
+  type: dict
+  contains:
+    rows_copied:
+      description: Rows written to the new shape by this run.
+      type: int
+    rows_total:
+      description: Source rows to consider when the run started.
+      type: int
+    chunks:
+      description: Chunks run by this run.
+      type: int
+    seconds:
+      description: Wall time of the backfill.
+      type: float
+    rows_per_second:
+      description: Rows considered per second.
+      type: float
+    resumed_from:
+      description: The source key the copy restarted after, or null on a fresh run.
+      type: raw
+verify:
+  description: Verification figures summed over the sync entries.
+  returned: state=present
+  type: dict
+  contains:
+    rows_checked:
+      description: Source rows compared.
+      type: int
+    mismatches:
+      description: Number of differing keys.
+      type: int
+    keys:
+      description: Up to ten differing keys (only when the task failed on a mismatch).
+      type: list
+entries:
+  description: Per sync entry details (triggers, backfill incl. strategy and max_chunk_seconds, verify).
+  returned: state=present and not check mode
+  type: list
+  elements: dict
+'''
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import (
+    CONNECTION_ARGUMENT_SPEC, HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_absent, sync_present
+from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import SyncMismatch
+
+
+def main():
+    argument_spec = dict(CONNECTION_ARGUMENT_SPEC)
+    argument_spec.update(
+        migration=dict(type='raw', required=True),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        backfill=dict(type='bool', default=True),
+        verify=dict(type='bool', default=True),
+        chunk_time=dict(type='float', default=0.5),
+        chunk_size=dict(type='int', default=1000),
+        max_threads_running=dict(type='int', default=25),
+        lock_wait_timeout=dict(type='int', default=1),
+        ddl_retries=dict(type='int', default=10),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_PYMYSQL:
+        module.fail_json(msg=missing_required_lib('PyMySQL'), exception=PYMYSQL_IMPORT_ERROR)
+    p = module.params
+    for name in ('chunk_time', 'chunk_size'):
+        if p[name] <= 0:
+            module.fail_json(msg='%s must be greater than 0, got %s' % (name, p[name]))
+    for name in ('lock_wait_timeout', 'ddl_retries', 'max_threads_running'):
+        if p[name] < 0:
+            module.fail_json(msg='%s must not be negative, got %s' % (name, p[name]))
+    try:
+        migration = parse_migration(p['migration'])
+        conn = connect(p)
+    except ZdtError as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        if p['state'] == 'present':
+            result = sync_present(conn, p['database'], migration, backfill=p['backfill'], verify=p['verify'],
+                                  chunk_time=p['chunk_time'], chunk_size=p['chunk_size'],
+                                  max_threads_running=p['max_threads_running'], lock_wait_timeout=p['lock_wait_timeout'],
+                                  ddl_retries=p['ddl_retries'], check_mode=module.check_mode)
+        else:
+            result = sync_absent(conn, p['database'], migration, lock_wait_timeout=p['lock_wait_timeout'],
+                                 ddl_retries=p['ddl_retries'], check_mode=module.check_mode)
+    except SyncMismatch as exc:
+        module.fail_json(msg=str(exc), changed=True, verify=dict(exc.result))
+    except ZdtError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # pylint: disable=broad-except  # driver errors surface with their server message
+        module.fail_json(msg='migration %s: %s' % (migration.id, exc), exception=traceback.format_exc())
+    finally:
+        try:
+            conn.close()
+        except Exception:  # pylint: disable=broad-except
+            pass
+    diff = result.pop('diff', None)
+    if module._diff and diff is not None:
+        result['diff'] = diff
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
