@@ -15,7 +15,7 @@ description:
   - Puts the servers to C(drain) if they are C(ready) (a server that is DOWN can be drained too; a server in
     C(maint) stays there), then waits until every one of them has no current session (C(scur)) and nothing queued
     (C(qcur)), polling every O(interval) seconds up to O(timeout). The number of polls is exact,
-    M(ceil(timeout / interval\) + 1), the last one at the deadline.
+    ceil(O(timeout) / O(interval)) + 1, the last one at the deadline.
   - Then sets the servers to C(maint) unless O(maint=false).
   - At the deadline, fails naming each busy server's counts (the servers stay in C(drain)), or with
     O(on_timeout=shutdown) shuts their sessions down (in HTTP mode every in-flight request gets a 502), warns, and

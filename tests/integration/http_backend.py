@@ -16,6 +16,10 @@ from urllib.parse import parse_qs, urlparse
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
+    # one send per response and no Nagle: otherwise headers and body go out as two small writes and keep-alive
+    # requests wait ~40 ms for the peer's delayed ACK
+    wbufsize = 65536
+    disable_nagle_algorithm = True
     server_version = 'zdt-test-backend'
     sys_version = ''
     version = '0'

@@ -1,0 +1,282 @@
+#!/usr/bin/env python
+"""Benchmark: traffic switching methods under wrk load, and HAProxy's added latency (127.0.0.1 only).
+
+For each load profile - wrk c50 keep-alive, and c200 with ``Connection: close`` - one bounded wrk run per method,
+the action fired at a third of the run:
+
+  baseline       no action
+  haproxy_swap   the module (a real module process): blue -> green, green drains ... blue -> green runs once
+  canary         haproxy_swap green 10 % -> 50 % -> 100 % during the same run
+  reload         haproxy_swap with state_file + master_socket: switch, dump state, hitless reload, read back
+  naive -sf      the seed's way on a second, plain HAProxy: ``haproxy -D -f cfg -sf OLDPID`` (no -x)
+
+Prints requests/s and errors (socket errors + non-2xx) per method, then HAProxy's added p50/p99 latency against
+a direct backend (wrk --latency at 1 and 10 connections). Every process it starts runs in a private sandbox
+directory and is stopped by pid at the end.
+
+    .venv/bin/python benchmarks/bench_haproxy.py [--duration 6] [--threads 2]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+sys.path.insert(0, os.path.join(REPO, '.collections'))
+
+from sandbox import Sandbox, free_port, port_accepts  # noqa: E402
+from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr  # noqa: E402
+
+BACKEND = os.path.join(REPO, 'tests', 'integration', 'http_backend.py')
+COLORS = {'blue': ['blue1'], 'green': ['green1']}
+
+PLAIN_CFG = """\
+global
+    pidfile {pidfile}
+    stats socket {sock} mode 600 level admin
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    option redispatch
+    retries 3
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 10s
+    default-server inter 500ms fall 2 rise 1
+frontend web
+    bind 127.0.0.1:{port}
+    default_backend app
+backend app
+    balance roundrobin
+    option httpchk GET /health
+    server blue1 127.0.0.1:{blue} check weight 100
+    server green1 127.0.0.1:{green} check weight 100
+"""
+
+
+def run_module(name, args):
+    """Run plugins/modules/<name>.py as Ansible does; return its JSON result."""
+    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+        path = handle.name
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, '.collections'))
+    try:
+        out = subprocess.run([sys.executable, os.path.join(REPO, 'plugins', 'modules', name + '.py'), path],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120, check=False).stdout.decode()
+    finally:
+        os.unlink(path)
+    result = json.loads(out[out.index('{'):])
+    if result.get('failed'):
+        raise RuntimeError('%s failed: %s' % (name, result.get('msg')))
+    return result
+
+
+def parse_wrk(text):
+    def num(pattern, default=0.0):
+        match = re.search(pattern, text)
+        return float(match.group(1)) if match else default
+
+    def ms(value, unit):
+        return float(value) * {'us': 0.001, 'ms': 1.0, 's': 1000.0}[unit]
+    sock = re.search(r'Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)', text)
+    errors = dict(zip(('connect', 'read', 'write', 'timeout'), map(int, sock.groups()))) if sock else {}
+    lat = dict((p, ms(v, u)) for p, v, u in re.findall(r'^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$', text, re.M))
+    return {'requests': int(num(r'(\d+) requests in')), 'rps': num(r'Requests/sec:\s+([\d.]+)'),
+            'non2xx': int(num(r'Non-2xx or 3xx responses: (\d+)')), 'socket_errors': errors,
+            'p50': lat.get('50'), 'p99': lat.get('99')}
+
+
+def wrk(port, connections, duration, threads, close=False, latency=False, action=None, action_at=None):
+    argv = ['wrk', '-t%d' % min(threads, connections), '-c%d' % connections, '-d%ds' % duration]
+    if close:
+        argv += ['-H', 'Connection: close']
+    if latency:
+        argv.append('--latency')
+    argv.append('http://127.0.0.1:%d/' % port)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    note = {}
+    if action is not None:
+        def fire():
+            time.sleep(action_at)
+            started = time.monotonic()
+            try:
+                action()
+                note['action_s'] = time.monotonic() - started
+            except Exception as exc:  # reported, not hidden
+                note['action_error'] = str(exc)
+        worker = threading.Thread(target=fire)
+        worker.start()
+    out = proc.communicate(timeout=duration + 60)[0].decode()
+    if action is not None:
+        worker.join(120)
+    result = parse_wrk(out)
+    result.update(note)
+    return result
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.root = tempfile.mkdtemp(prefix='zdt-bench-haproxy-')
+        self.sb = Sandbox(self.root, preferred_ports={})
+        self.hp = self.sb.haproxy
+        self.blue, self.green = free_port(), free_port()
+        self.plain_port = free_port()
+        self.plain_dir = os.path.join(self.root, 'plain')
+        os.makedirs(self.plain_dir)
+        self.plain_pidfile = os.path.join(self.plain_dir, 'haproxy.pid')
+        self.plain_cfg = os.path.join(self.plain_dir, 'haproxy.cfg')
+        self.plain_pids = set()
+
+    # ---- setup / teardown
+    def start(self):
+        for name, port, version in (('bench-blue', self.blue, '1'), ('bench-green', self.green, '2')):
+            self.sb.process(name).start([sys.executable, BACKEND, str(port), version], port=port)
+        self.hp.start(self.hp.render_config(backends={'app': [('blue1', self.blue), ('green1', self.green)]}))
+        with open(self.plain_cfg, 'w') as handle:
+            handle.write(PLAIN_CFG.format(pidfile=self.plain_pidfile, sock=os.path.join(self.plain_dir, 'admin.sock'),
+                                          port=self.plain_port, blue=self.blue, green=self.green))
+        self.plain_restart()
+        self.wait_up(self.hp.stats_socket)
+        self.wait_up(os.path.join(self.plain_dir, 'admin.sock'))
+
+    def plain_pid(self):
+        with open(self.plain_pidfile) as handle:
+            return int(handle.read().split()[0])
+
+    def plain_restart(self):
+        """The seed's switch: a new process takes over with -sf, no socket transfer (-x)."""
+        argv = ['haproxy', '-D', '-f', self.plain_cfg]
+        if os.path.exists(self.plain_pidfile):
+            argv += ['-sf', str(self.plain_pid())]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.plain_pids.add(self.plain_pid())
+        deadline = time.monotonic() + 10
+        while not port_accepts(self.plain_port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def wait_up(self, sock, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with hr.RuntimeClient(sock, timeout=2) as client:
+                    if all(s.passing for s in client.servers('app').values()):
+                        return
+            except hr.HAProxyError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError('backends not up behind %s' % sock)
+
+    def stop(self):
+        for pid in self.plain_pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self.sb.stop_all()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # ---- actions
+    def swap_args(self, **kw):
+        args = {'socket': self.hp.stats_socket, 'backend': 'app', 'colors': COLORS, 'active': 'green'}
+        args.update(kw)
+        return args
+
+    def reset(self):
+        run_module('haproxy_swap', self.swap_args(active='blue'))
+
+    def act_swap(self):
+        run_module('haproxy_swap', self.swap_args())
+
+    def act_canary(self):
+        step = self.args.duration / 6.0
+        for weight in (10, 50, 100):
+            run_module('haproxy_swap', self.swap_args(weight=weight))
+            time.sleep(step)
+
+    def act_reload(self):
+        run_module('haproxy_swap', self.swap_args(state_file=self.hp.state_file, master_socket=self.hp.master_socket))
+
+    # ---- runs
+    def run(self):
+        d, t = self.args.duration, self.args.threads
+        rows = []
+        for label, conns, close in (('c50 keep-alive', 50, False), ('c200 close', 200, True)):
+            for method, port, action in (('baseline', self.hp.frontend_port, None),
+                                         ('haproxy_swap', self.hp.frontend_port, self.act_swap),
+                                         ('canary 10/50/100', self.hp.frontend_port, self.act_canary),
+                                         ('swap+reload (master)', self.hp.frontend_port, self.act_reload),
+                                         ('naive -sf restart', self.plain_port, self.plain_restart)):
+                self.reset()
+                self.wait_up(self.hp.stats_socket)
+                res = wrk(port, conns, d, t, close=close, action=action, action_at=d / 3.0)
+                res.update(profile=label, method=method)
+                rows.append(res)
+                print('  %-15s %-22s %9.0f req/s  errors %-5d %s' % (label, method, res['rps'], errors_of(res), detail(res)),
+                      flush=True)
+        lat = []
+        for conns in (1, 10):
+            direct = wrk(self.blue, conns, 3, 1, latency=True)
+            via = wrk(self.hp.frontend_port, conns, 3, 1, latency=True)
+            lat.append((conns, direct, via))
+        return rows, lat
+
+
+def errors_of(res):
+    return sum(res['socket_errors'].values()) + res['non2xx']
+
+
+def detail(res):
+    parts = ['%s %d' % (k, v) for k, v in sorted(res['socket_errors'].items()) if v]
+    if res['non2xx']:
+        parts.append('non-2xx %d' % res['non2xx'])
+    if 'action_s' in res:
+        parts.append('action took %.2fs' % res['action_s'])
+    if 'action_error' in res:
+        parts.append('ACTION FAILED: %s' % res['action_error'])
+    return ', '.join(parts)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+    parser.add_argument('--duration', type=int, default=6, help='seconds per wrk run (default 6)')
+    parser.add_argument('--threads', type=int, default=2, help='wrk threads (default 2)')
+    args = parser.parse_args()
+    if shutil.which('wrk') is None or shutil.which('haproxy') is None:
+        sys.exit('needs wrk and haproxy on PATH')
+    bench = Bench(args)
+    try:
+        bench.start()
+        out = subprocess.run(['haproxy', '-v'], stdout=subprocess.PIPE, check=False).stdout.decode().splitlines()[0]
+        print('%s; wrk -t%d, %d s per run, action at %.1f s; %d CPUs' % (out, args.threads, args.duration, args.duration / 3.0,
+                                                                      os.cpu_count()))
+        rows, lat = bench.run()
+    finally:
+        bench.stop()
+    print('\n%-15s %-22s %10s %8s  %s' % ('profile', 'method', 'req/s', 'errors', 'detail'))
+    for res in rows:
+        print('%-15s %-22s %10.0f %8d  %s' % (res['profile'], res['method'], res['rps'], errors_of(res), detail(res)))
+    print('\nlatency (wrk --latency, 3 s, keep-alive): direct backend vs through HAProxy')
+    print('%-6s %12s %12s %12s %12s %14s %14s' % ('conns', 'direct p50', 'haproxy p50', 'direct p99', 'haproxy p99',
+                                                  'added p50 ms', 'added p99 ms'))
+    for conns, direct, via in lat:
+        print('%-6d %12.3f %12.3f %12.3f %12.3f %14.3f %14.3f' % (conns, direct['p50'], via['p50'], direct['p99'], via['p99'],
+                                                                 via['p50'] - direct['p50'], via['p99'] - direct['p99']))
+    ours = [r for r in rows if r['method'] not in ('naive -sf restart',)]
+    bad = [r for r in ours if errors_of(r) or 'action_error' in r]
+    print('\nerrors in our methods: %d' % sum(errors_of(r) for r in ours))
+    return 1 if bad else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
