@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Load sample users into the sample service's database, fast (multi-row INSERT batches).
 
     seed.py --count 100000 --db-name app          # connection from DB_* environment or --db-* options

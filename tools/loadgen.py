@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Load generator and lost-write verifier for the zdt.bluegreen sample service.
 
 ``run`` sends reads and writes through a URL (normally the HAProxy frontend) at a steady, bounded
@@ -298,7 +298,7 @@ class Client:
 
 
 def _text(rng, length):
-    return ''.join(rng.choice(string.ascii_lowercase) for _ in range(length))
+    return ''.join(rng.choice(string.ascii_lowercase) for _unused in range(length))
 
 
 class LoadGenerator:
@@ -583,8 +583,8 @@ def summary_lines(report):
                                                                           lat.get('max')))
     versions = report.get('versions') or {}
     served = sum(versions.values()) or 1
-    lines.append('served by version: ' + (', '.join('v%s %d (%.1f%%)' % (v, n, 100.0 * n / served)
-                                                      for v, n in sorted(versions.items())) or 'none'))
+    shares = ['v%s %d (%.1f%%)' % (v, n, 100.0 * n / served) for v, n in sorted(versions.items())]
+    lines.append('served by version: ' + (', '.join(shares) or 'none'))
     writes = report.get('writes') or {}
     lines.append('writes acknowledged: %d (create %d, update %d, delete %d); outcome unknown: %d'
                  % (writes.get('acknowledged', 0), writes.get('create', 0), writes.get('update', 0),
@@ -598,9 +598,8 @@ def summary_lines(report):
         lines.append('verified %d users against the %s schema' % (result['checked'], result['schema']))
         lines.append('lost writes: %d' % result['lost_writes'])
         for item in result['lost'][:10]:
-            lines.append('  lost: user %s %s (%s shape): expected %s, found %s' % (item['id'], item['kind'], item['schema'],
-                                                                                 json.dumps(item['expected']),
-                                                                                 json.dumps(item['actual'])))
+            lines.append('  lost: user %s %s (%s shape): expected %s, found %s'
+                         % (item['id'], item['kind'], item['schema'], json.dumps(item['expected']), json.dumps(item['actual'])))
     return lines
 
 

@@ -107,13 +107,13 @@ def test_v1_crud(db, apps):
     uid = created['id']
     assert created['address_line_1'] == '1 Main' and created['addresses'] == [
         {'id': None, 'address_line_1': '1 Main', 'address_line_2': 'Apt 2'}]
-    status, _, bare = app.request('POST', '/api/users', user_body('Bob'))
+    status, _version, bare = app.request('POST', '/api/users', user_body('Bob'))
     assert status == 201 and bare['addresses'] == [] and bare['address_line_1'] is None
-    status, _, listing = app.request('GET', '/api/users?limit=1')
+    status, _version, listing = app.request('GET', '/api/users?limit=1')
     assert status == 200 and [u['id'] for u in listing['users']] == [uid] and listing['next_after'] == uid
-    status, _, updated = app.request('PUT', '/api/users/%d' % uid, user_body('Ada L', '9 Oak'))
+    status, _version, updated = app.request('PUT', '/api/users/%d' % uid, user_body('Ada L', '9 Oak'))
     assert status == 200 and updated['name'] == 'Ada L' and updated['address_line_2'] is None
-    status, _, patched = app.request('PATCH', '/api/users/%d' % uid, {'address_line_2': 'Floor 3'})
+    status, _version, patched = app.request('PATCH', '/api/users/%d' % uid, {'address_line_2': 'Floor 3'})
     assert status == 200 and (patched['address_line_1'], patched['address_line_2']) == ('9 Oak', 'Floor 3')
     assert db.query('SELECT name, address_line_1, address_line_2 FROM users WHERE id = %s', (uid,)) == (
         ('Ada L', '9 Oak', 'Floor 3'),)
@@ -139,18 +139,18 @@ def test_v2_crud_on_expanded_schema_never_writes_old_columns(db, apps):
     assert db.query('SELECT address_line_1, address_line_2 FROM users WHERE id = %s', (uid,)) == ((None, None),)
     assert db.query('SELECT address_line_1, address_line_2 FROM addresses WHERE user_id = %s', (uid,)) == (
         ('1 Main', 'Apt 2'),)
-    status, _, updated = app.request('PUT', '/api/users/%d' % uid, user_body('Ada L', '9 Oak'))
+    status, _version, updated = app.request('PUT', '/api/users/%d' % uid, user_body('Ada L', '9 Oak'))
     assert status == 200 and (updated['name'], updated['address_line_1'], updated['address_line_2']) == ('Ada L', '9 Oak', None)
     assert db.query('SELECT COUNT(*) FROM addresses WHERE user_id = %s', (uid,)) == ((1,),)
     # both flat address fields null = no address (the old shape's all-NULL columns)
-    status, _, cleared = app.request('PATCH', '/api/users/%d' % uid, {'address_line_1': None, 'address_line_2': None})
+    status, _version, cleared = app.request('PATCH', '/api/users/%d' % uid, {'address_line_1': None, 'address_line_2': None})
     assert status == 200 and cleared['addresses'] == []
     assert db.query('SELECT COUNT(*) FROM addresses WHERE user_id = %s', (uid,)) == ((0,),)
-    status, _, address = app.request('POST', '/api/users/%d/addresses' % uid, {'address_line_1': '5 Elm'})
+    status, _version, address = app.request('POST', '/api/users/%d/addresses' % uid, {'address_line_1': '5 Elm'})
     assert status == 201 and address['user_id'] == uid
-    status, _, changed = app.request('PUT', '/api/addresses/%d' % address['id'], {'address_line_1': '6 Elm'})
+    status, _version, changed = app.request('PUT', '/api/addresses/%d' % address['id'], {'address_line_1': '6 Elm'})
     assert status == 200 and changed['address_line_1'] == '6 Elm'
-    status, _, page = app.request('GET', '/')
+    status, _version, page = app.request('GET', '/')
     assert status == 200 and '6 Elm' in page
     assert app.request('DELETE', '/api/addresses/%d' % address['id'])[0] == 200
     assert app.request('GET', '/api/addresses/%d' % address['id'])[0] == 404
@@ -168,14 +168,14 @@ def test_v2_refuses_a_second_address_during_the_window_and_allows_it_after_contr
     assert (status, version) == (409, '2') and 'contracted' in error['error']
     assert db.query('SELECT COUNT(*) FROM addresses WHERE user_id = %s', (uid,)) == ((1,),)
     schema(db, *CONTRACT_002)
-    status, _, second = app.request('POST', '/api/users/%d/addresses' % uid, {'address_line_1': '2 Main'})
+    status, _version, second = app.request('POST', '/api/users/%d/addresses' % uid, {'address_line_1': '2 Main'})
     assert status == 201
-    status, _, user = app.request('GET', '/api/users/%d' % uid)
+    status, _version, user = app.request('GET', '/api/users/%d' % uid)
     assert [a['address_line_1'] for a in user['addresses']] == ['1 Main', '2 Main']
     assert user['address_line_1'] == '1 Main'           # the flat fields are the first address
     assert second['id'] == user['addresses'][1]['id']
     # v2 works on the contracted schema: create/update/delete users with the same JSON as v1
-    status, _, created = app.request('POST', '/api/users', user_body('Bob', '3 Oak'))
+    status, _version, created = app.request('POST', '/api/users', user_body('Bob', '3 Oak'))
     assert status == 201 and created['address_line_1'] == '3 Oak'
 
 
@@ -261,7 +261,7 @@ def test_lock_wait_timeout_is_retried_until_the_lock_is_released(db, apps):
             cur.execute('SELECT id FROM users WHERE id = %s FOR UPDATE', (uid,))
             timer = threading.Timer(1.6, blocker.rollback)   # hold the row lock for > 1 lock wait timeout
             timer.start()
-            status, _, body = app.request('PATCH', '/api/users/%d' % uid, {'name': 'Ada L'})
+            status, _version, body = app.request('PATCH', '/api/users/%d' % uid, {'name': 'Ada L'})
             timer.join()
     finally:
         blocker.close()
@@ -274,7 +274,7 @@ def test_lock_wait_timeout_is_retried_until_the_lock_is_released(db, apps):
             cur.execute('BEGIN')
             cur.execute('SELECT id FROM users WHERE id = %s FOR UPDATE', (uid,))
             fast = apps(db, 1, DB_LOCK_WAIT_TIMEOUT=1, DB_RETRIES=1)
-            status, _, body = fast.request('PATCH', '/api/users/%d' % uid, {'name': 'never'})
+            status, _version, body = fast.request('PATCH', '/api/users/%d' % uid, {'name': 'never'})
             blocker.rollback()
     finally:
         blocker.close()

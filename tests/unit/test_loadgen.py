@@ -201,7 +201,7 @@ class FakeClock:
 def test_scheduler_paces_and_caps():
     clock = FakeClock()
     sched = loadgen.Scheduler(rate=10, max_requests=3, clock=clock)
-    assert [sched.next_slot() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
+    assert [sched.next_slot() for _unused in range(3)] == pytest.approx([0.0, 0.1, 0.2])
     assert sched.next_slot() is None and sched.stopped
 
 

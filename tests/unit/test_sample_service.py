@@ -201,8 +201,8 @@ def test_pool_reports_unreachable_database():
 # ---------------------------------------------------------------- validation and JSON
 
 def test_validate_user_full_and_partial():
-    assert validate_user({'name': 'A', 'email': 'a@x'}) == {'name': 'A', 'email': 'a@x', 'address_line_1': None,
-                                                           'address_line_2': None}
+    expected = {'name': 'A', 'email': 'a@x', 'address_line_1': None, 'address_line_2': None}
+    assert validate_user({'name': 'A', 'email': 'a@x'}) == expected
     assert validate_user({'address_line_2': None}, partial=True) == {'address_line_2': None}
     for body, partial, message in [({'email': 'a@x'}, False, 'name is required'),
                                    ({'name': 'A', 'email': 'a@x', 'shoe': 1}, False, 'unknown field'),

@@ -90,7 +90,7 @@ class Pool:
         """Open up to ``count`` connections now (so the first requests do not pay for connecting); returns how many."""
         conns = []
         try:
-            for _ in range(min(count, self._size)):
+            for _unused in range(min(count, self._size)):
                 conns.append(self.acquire(timeout=5.0))
         finally:
             for conn in conns:

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Sample service, release 1: users with a single address held in users.address_line_1/2.
 
 Deployed layout: this file next to a copy of the ``zdt_sample`` package (sample/service/common/).

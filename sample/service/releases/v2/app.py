@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Sample service, release 2: users with zero or more addresses, held in the ``addresses`` table.
 
 v2 never reads or writes users.address_line_1/2 (the sync triggers mirror its writes to them while
