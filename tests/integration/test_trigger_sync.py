@@ -1,0 +1,548 @@
+"""mysql_trigger_sync / mysql_sync_info against a real MariaDB: exactness under concurrent writes.
+
+The race tests run writer threads (inserts, updates incl. to NULL, deletes, re-inserts of deleted
+keys, and - once the backward triggers exist - writes through the new shape) during the whole
+trigger creation + backfill + verify, keep an exact model of every acknowledged write, and then
+compare both tables to the model row by row.  Small chunks make chunk boundaries race often.
+"""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pymysql
+import pytest
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
+from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_present
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RETRY_CODES = (1205, 1213)
+
+SEED = {
+    'id': 2, 'description': 'Move addresses from users into their own table',
+    'sync': [{'from': {'table': 'users', 'key': 'id', 'columns': ['address_line_1', 'address_line_2']},
+              'to': {'table': 'addresses', 'key': 'user_id', 'columns': ['address_line_1', 'address_line_2']},
+              'direction': 'both'}],
+}
+SAME = {
+    'id': 3, 'description': 'Rename items.old_name to items.new_name',
+    'sync': [{'from': {'table': 'items', 'key': 'id', 'columns': ['old_name', 'qty']},
+              'to': {'table': 'items', 'key': 'id', 'columns': ['new_name', 'quantity']}, 'direction': 'both'}],
+}
+
+
+def execute(conn, sql, args=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+def create_users(conn, rows, line1_len=100, users='users', addresses='addresses', c1='address_line_1', c2='address_line_2'):
+    execute(conn, 'CREATE TABLE `%s` (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100), `%s` VARCHAR(100), `%s` VARCHAR(100))'
+            % (users, c1, c2))
+    if rows:
+        execute(conn, "INSERT INTO `%s` (id, name, `%s`, `%s`) SELECT seq, CONCAT('user', seq), IF(seq %% 5 = 0, NULL, CONCAT(seq, ' Main St')), "
+                      "IF(seq %% 3 = 0, NULL, CONCAT('Apt ', seq)) FROM seq_1_to_%d" % (users, c1, c2, rows))
+    execute(conn, 'CREATE TABLE `%s` (id INT AUTO_INCREMENT PRIMARY KEY, user_id INT NOT NULL, `%s` VARCHAR(%d), `%s` VARCHAR(100), '
+                  'UNIQUE KEY `%s_uid` (user_id), CONSTRAINT `%s_fk` FOREIGN KEY (user_id) REFERENCES `%s` (id) ON DELETE CASCADE)'
+            % (addresses, c1, line1_len, c2, addresses, addresses, users))
+
+
+def create_items(conn, rows):
+    execute(conn, 'CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, old_name VARCHAR(50), qty INT, new_name VARCHAR(50), quantity INT)')
+    execute(conn, "INSERT INTO items (id, old_name, qty) SELECT seq, IF(seq %% 7 = 0, NULL, CONCAT('item', seq)), seq %% 11 FROM seq_1_to_%d" % rows)
+
+
+def snapshot_cross(conn):
+    users = dict((r[0], (r[1], r[2])) for r in execute(conn, 'SELECT id, address_line_1, address_line_2 FROM users'))
+    addrs = dict((r[0], (r[1], r[2])) for r in execute(conn, 'SELECT user_id, address_line_1, address_line_2 FROM addresses'))
+    return users, addrs
+
+
+def expected_addresses(users):
+    return dict((k, v) for k, v in users.items() if v != (None, None))
+
+
+def run_module_args(args, check_mode=False):
+    module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=True)
+    handle = tempfile.NamedTemporaryFile('w', suffix='.json', delete=False)
+    json.dump({'ANSIBLE_MODULE_ARGS': module_args}, handle)
+    handle.close()
+    return handle.name
+
+
+def start_module(name, args):
+    path = run_module_args(args)
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO_ROOT, '.collections'))
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, 'plugins', 'modules', name + '.py'), path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    return proc, path
+
+
+# ------------------------------------------------------------------------------------------ writers
+
+class Writer(threading.Thread):
+    """Random writes on its own key subset; keeps the exact expected old-shape state of its keys."""
+
+    def __init__(self, db, slot, slots, model, kind, seed, backward):
+        super().__init__(daemon=True)
+        self.db, self.slot, self.slots, self.kind = db, slot, slots, kind
+        self.model = model          # key -> tuple of values, only keys of this writer
+        self.deleted = []
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.backward = backward    # Event: the new shape may be written (triggers exist)
+        self.ops = 0
+        self.retries = 0
+        self.error = None
+        self.next_id = 10 ** 6 + slot
+
+    def value(self, prefix, null_ratio=0.25):
+        if self.rng.random() < null_ratio:
+            return None
+        return '%s-%d-%d' % (prefix, self.slot, self.rng.randrange(10 ** 6))
+
+    def attempt(self, conn, fn):
+        for _ in range(50):
+            try:
+                return fn(conn)
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] in RETRY_CODES:
+                    self.retries += 1
+                    time.sleep(0.002)
+                    continue
+                raise
+        raise AssertionError('writer gave up after 50 retries')
+
+    def run(self):
+        try:
+            conn = self.db.connect()
+            while not self.stop.is_set() and self.ops < 200000:
+                self.step(conn)
+                self.ops += 1
+            conn.close()
+        except Exception as exc:  # surfaced by the test
+            self.error = exc
+
+    def pick(self):
+        return self.rng.choice(list(self.model)) if self.model else None
+
+    def step(self, conn):
+        if self.kind == 'cross':
+            self.step_cross(conn)
+        else:
+            self.step_same(conn)
+
+    def step_cross(self, conn):
+        r = self.rng.random()
+        key = self.pick()
+        back = self.backward.is_set()
+        if r < 0.35 and key is not None:
+            v = (self.value('L1', 0.3), self.value('L2', 0.4))
+            self.attempt(conn, lambda c: execute(c, 'UPDATE users SET address_line_1 = %s, address_line_2 = %s WHERE id = %s', v + (key,)))
+            self.model[key] = v
+        elif r < 0.45 and key is not None:
+            self.attempt(conn, lambda c: execute(c, 'DELETE FROM users WHERE id = %s', (key,)))
+            del self.model[key]
+            self.deleted.append(key)
+        elif r < 0.55:
+            if self.deleted and self.rng.random() < 0.6:
+                key = self.deleted.pop(self.rng.randrange(len(self.deleted)))
+            else:
+                key = self.next_id
+                self.next_id += self.slots
+            v = (self.value('I1'), self.value('I2'))
+            self.attempt(conn, lambda c: execute(c, 'INSERT INTO users (id, name, address_line_1, address_line_2) VALUES (%s, %s, %s, %s)',
+                                                 (key, 'w', v[0], v[1])))
+            self.model[key] = v
+        elif back and r < 0.75 and key is not None:
+            if self.model[key] != (None, None):
+                v = (self.value('B1', 0.0), self.value('B2', 0.5))
+                n = self.attempt(conn, lambda c: c.cursor().execute(
+                    'UPDATE addresses SET address_line_1 = %s, address_line_2 = %s WHERE user_id = %s', v + (key,)))
+                if n == 0:
+                    return   # not copied yet: the new version sees no address and changed nothing
+            else:
+                v = (self.value('N1', 0.0), self.value('N2', 0.5))
+                self.attempt(conn, lambda c: execute(c, 'INSERT INTO addresses (user_id, address_line_1, address_line_2) VALUES (%s, %s, %s)',
+                                                     (key,) + v))
+            self.model[key] = v
+        elif back and r < 0.85 and key is not None:
+            n = self.attempt(conn, lambda c: c.cursor().execute('DELETE FROM addresses WHERE user_id = %s', (key,)))
+            if n:
+                self.model[key] = (None, None)
+        elif key is not None:
+            # an update that touches no synced column
+            self.attempt(conn, lambda c: execute(c, 'UPDATE users SET name = %s WHERE id = %s', ('n%d' % self.ops, key)))
+
+    def step_same(self, conn):
+        r = self.rng.random()
+        key = self.pick()
+        back = self.backward.is_set()
+        v = (self.value('nm', 0.2), self.rng.choice([None, self.rng.randrange(1000)]))
+        if r < 0.35 and key is not None:
+            self.attempt(conn, lambda c: execute(c, 'UPDATE items SET old_name = %s, qty = %s WHERE id = %s', v + (key,)))
+        elif back and r < 0.6 and key is not None:
+            # v2 writes non-NULL values: on a row the backfill has not reached yet, writing NULL into the
+            # (still NULL) new column is not a change the trigger can see (documented limitation)
+            v = (self.value('nn', 0.0), self.rng.randrange(1000))
+            self.attempt(conn, lambda c: execute(c, 'UPDATE items SET new_name = %s, quantity = %s WHERE id = %s', v + (key,)))
+        elif r < 0.7 and key is not None:
+            self.attempt(conn, lambda c: execute(c, 'DELETE FROM items WHERE id = %s', (key,)))
+            del self.model[key]
+            self.deleted.append(key)
+            return
+        elif r < 0.85:
+            if self.deleted and self.rng.random() < 0.6:
+                key = self.deleted.pop(self.rng.randrange(len(self.deleted)))
+            else:
+                key = self.next_id
+                self.next_id += self.slots
+            if back and self.rng.random() < 0.5:
+                self.attempt(conn, lambda c: execute(c, 'INSERT INTO items (id, new_name, quantity) VALUES (%s, %s, %s)', (key,) + v))
+            else:
+                self.attempt(conn, lambda c: execute(c, 'INSERT INTO items (id, old_name, qty) VALUES (%s, %s, %s)', (key,) + v))
+        else:
+            return
+        self.model[key] = v
+
+
+def start_writers(db, initial, kind, seed, backward, slots=2):
+    writers = []
+    for slot in range(slots):
+        model = dict((k, v) for k, v in initial.items() if k % slots == slot)
+        w = Writer(db, slot, slots, model, kind, seed * 10 + slot, backward)
+        w.start()
+        writers.append(w)
+    return writers
+
+
+def stop_writers(writers):
+    for w in writers:
+        w.stop.set()
+    for w in writers:
+        w.join(30)
+    for w in writers:
+        assert w.error is None, 'writer failed: %r' % (w.error,)
+    merged = {}
+    for w in writers:
+        merged.update(w.model)
+    return merged
+
+
+# ------------------------------------------------------------------------------------------ race tests
+
+@pytest.mark.parametrize('run', range(5))
+def test_cross_table_backfill_exact_under_concurrent_writes(db, run):
+    conn = db.connect()
+    create_users(conn, 10000)
+    initial, _ = snapshot_cross(conn)
+    backward = threading.Event()
+    writers = start_writers(db, initial, 'cross', run, backward)
+    try:
+        time.sleep(0.2)
+        mig = parse_migration(SEED)
+        # triggers first, then enable writes through the new shape, then the backfill with tiny chunks
+        sync_present(db.connect(), db.name, mig, backfill=False, verify=False)
+        backward.set()
+        time.sleep(0.2)
+        result = sync_present(db.connect(), db.name, mig, chunk_size=50, chunk_time=0.02)
+        time.sleep(0.3)
+    finally:
+        model = stop_writers(writers)
+    assert result['backfill']['chunks'] >= 10
+    assert result['backfill']['rows_total'] > 9000
+    assert result['verify']['mismatches'] == 0
+    assert sum(w.ops for w in writers) > 500
+    users, addrs = snapshot_cross(conn)
+    assert users == model, 'old shape lost an acknowledged write'
+    missing = set(expected_addresses(model)) - set(addrs)
+    extra = set(addrs) - set(expected_addresses(model))
+    stale = [k for k in addrs if k in model and addrs[k] != model[k]]
+    assert not missing and not extra and not stale, (sorted(missing)[:10], sorted(extra)[:10], stale[:10])
+    # the new version can still insert (AUTO_INCREMENT moved on, no key collision)
+    execute(conn, "INSERT INTO users (id, name) VALUES (3000000, 'v2user')")
+    execute(conn, "INSERT INTO addresses (user_id, address_line_1) VALUES (3000000, 'v2 street')")
+    assert execute(conn, 'SELECT address_line_1 FROM users WHERE id = 3000000') == (('v2 street',),)
+
+
+@pytest.mark.parametrize('run', range(3))
+def test_same_table_backfill_exact_under_concurrent_writes(db, run):
+    conn = db.connect()
+    create_items(conn, 10000)
+    initial = dict((r[0], (r[1], r[2])) for r in execute(conn, 'SELECT id, old_name, qty FROM items'))
+    backward = threading.Event()
+    writers = start_writers(db, initial, 'same', 100 + run, backward)
+    try:
+        time.sleep(0.2)
+        mig = parse_migration(SAME)
+        sync_present(db.connect(), db.name, mig, backfill=False, verify=False)
+        backward.set()
+        time.sleep(0.2)
+        result = sync_present(db.connect(), db.name, mig, chunk_size=50, chunk_time=0.02)
+        time.sleep(0.3)
+    finally:
+        model = stop_writers(writers)
+    assert result['backfill']['chunks'] >= 10 and result['verify']['mismatches'] == 0
+    rows = execute(conn, 'SELECT id, old_name, qty, new_name, quantity FROM items')
+    got_old = dict((r[0], (r[1], r[2])) for r in rows)
+    got_new = dict((r[0], (r[3], r[4])) for r in rows)
+    assert got_old == model
+    assert got_new == model
+
+
+# ------------------------------------------------------------------------------------------ semantics
+
+def test_both_directions_and_null_semantics(db, run_module):
+    conn = db.connect()
+    create_users(conn, 10)
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert not res.get('failed'), res
+    assert res['changed'] and res['backfill']['rows_copied'] == 10 and res['verify']['mismatches'] == 0
+    assert all(n.startswith('zdt_') for n in res['triggers'])
+    # forward: insert, update, all-NULL deletes, setting one again re-creates, delete user deletes address
+    execute(conn, "INSERT INTO users (id, name, address_line_1) VALUES (100, 'a', 'one')")
+    assert execute(conn, 'SELECT address_line_1, address_line_2 FROM addresses WHERE user_id = 100') == (('one', None),)
+    execute(conn, 'UPDATE users SET address_line_1 = NULL WHERE id = 100')
+    assert execute(conn, 'SELECT COUNT(*) FROM addresses WHERE user_id = 100') == ((0,),)
+    execute(conn, "UPDATE users SET address_line_2 = 'two' WHERE id = 100")
+    assert execute(conn, 'SELECT address_line_1, address_line_2 FROM addresses WHERE user_id = 100') == ((None, 'two'),)
+    execute(conn, "UPDATE users SET address_line_2 = 'TWO' WHERE id = 100")   # case-only change is a change
+    assert execute(conn, 'SELECT address_line_2 FROM addresses WHERE user_id = 100') == (('TWO',),)
+    execute(conn, 'DELETE FROM users WHERE id = 100')
+    assert execute(conn, 'SELECT COUNT(*) FROM addresses WHERE user_id = 100') == ((0,),)
+    # backward: insert an address for a user without one, update, delete -> NULLs
+    execute(conn, "UPDATE users SET address_line_1 = NULL, address_line_2 = NULL WHERE id = 1")
+    execute(conn, "INSERT INTO addresses (user_id, address_line_1, address_line_2) VALUES (1, 'b1', 'b2')")
+    assert execute(conn, 'SELECT address_line_1, address_line_2 FROM users WHERE id = 1') == (('b1', 'b2'),)
+    execute(conn, "UPDATE addresses SET address_line_2 = 'c2' WHERE user_id = 1")
+    assert execute(conn, 'SELECT address_line_1, address_line_2 FROM users WHERE id = 1') == (('b1', 'c2'),)
+    execute(conn, 'DELETE FROM addresses WHERE user_id = 1')
+    assert execute(conn, 'SELECT address_line_1, address_line_2 FROM users WHERE id = 1') == ((None, None),)
+    # multi-row statements on both sides
+    execute(conn, "UPDATE users SET address_line_1 = CONCAT('m', id) WHERE id BETWEEN 2 AND 6")
+    execute(conn, "UPDATE addresses SET address_line_2 = 'multi' WHERE user_id BETWEEN 2 AND 4")
+    users, addrs = snapshot_cross(conn)
+    assert addrs == expected_addresses(users)
+    again = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert not again.get('failed') and again['changed'] is False and again['verify']['mismatches'] == 0
+
+
+def test_same_table_precedence(db, run_module):
+    conn = db.connect()
+    create_items(conn, 5)
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SAME))
+    assert not res.get('failed') and res['verify']['mismatches'] == 0, res
+    execute(conn, "INSERT INTO items (id, new_name, quantity) VALUES (50, 'fromnew', 3)")      # non-NULL side wins
+    execute(conn, "INSERT INTO items (id, old_name, qty, new_name, quantity) VALUES (51, 'o', 1, 'n', 2)")  # both: from wins
+    execute(conn, "UPDATE items SET new_name = 'v2' WHERE id = 1")                             # changed side wins
+    execute(conn, "UPDATE items SET old_name = 'a', new_name = 'b' WHERE id = 2")              # both changed: from wins
+    execute(conn, "UPDATE items SET old_name = 'ITEM3' WHERE id = 3")
+    rows = dict((r[0], r[1:]) for r in execute(conn, 'SELECT id, old_name, qty, new_name, quantity FROM items'))
+    assert rows[50] == ('fromnew', 3, 'fromnew', 3)
+    assert rows[51] == ('o', 1, 'o', 1)
+    assert rows[1][0] == rows[1][2] == 'v2'
+    assert rows[2][0] == rows[2][2] == 'a'
+    assert rows[3][0] == rows[3][2] == 'ITEM3'
+
+
+def test_failed_trigger_statement_does_not_disable_sync_for_the_connection(db, run_module):
+    conn = db.connect()
+    create_users(conn, 3, line1_len=10)   # the new column is shorter: long values fail under strict mode
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert not res.get('failed'), res
+    with pytest.raises(pymysql.err.DataError):
+        execute(conn, "INSERT INTO users (id, address_line_1) VALUES (20, 'much too long for ten')")
+    assert execute(conn, 'SELECT COUNT(*) FROM users WHERE id = 20') == ((0,),)
+    # the same connection: the next writes in both directions are still mirrored
+    execute(conn, "INSERT INTO users (id, address_line_1) VALUES (21, 'short')")
+    assert execute(conn, 'SELECT address_line_1 FROM addresses WHERE user_id = 21') == (('short',),)
+    with pytest.raises(pymysql.err.DataError):
+        execute(conn, "UPDATE users SET address_line_1 = 'again much too long' WHERE id = 21")
+    execute(conn, "UPDATE addresses SET address_line_2 = 'back' WHERE user_id = 21")
+    assert execute(conn, 'SELECT address_line_2 FROM users WHERE id = 21') == (('back',),)
+    execute(conn, "UPDATE users SET address_line_1 = 'ok2' WHERE id = 21")
+    assert execute(conn, 'SELECT address_line_1 FROM addresses WHERE user_id = 21') == (('ok2',),)
+    # inside a transaction with a failed statement, then a retried write
+    execute(conn, 'START TRANSACTION')
+    with pytest.raises(pymysql.err.DataError):
+        execute(conn, "UPDATE users SET address_line_1 = 'too long once more' WHERE id = 21")
+    execute(conn, "UPDATE users SET address_line_1 = 'ok3' WHERE id = 21")
+    execute(conn, 'COMMIT')
+    assert execute(conn, 'SELECT address_line_1 FROM addresses WHERE user_id = 21') == (('ok3',),)
+    assert execute(conn, 'SELECT @zdt_sync_m2_s0') == ((None,),)
+
+
+# ------------------------------------------------------------------------------------------ operations
+
+def test_kill_mid_backfill_then_resume(db, run_module):
+    conn = db.connect()
+    create_users(conn, 40000)
+    args = dict(db.params, migration=SEED, chunk_size=50, chunk_time=0.002)
+    proc, path = start_module('mysql_trigger_sync', args)
+    try:
+        deadline = time.time() + 60
+        done = 0
+        while time.time() < deadline:
+            try:
+                rows = execute(conn, 'SELECT rows_done, state FROM zdt_sync_progress WHERE migration_id = 2')
+            except pymysql.err.ProgrammingError:
+                rows = ()
+            if rows and rows[0][0] >= 2000:
+                done = rows[0][0]
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        assert done, 'backfill never made progress'
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.unlink(path)
+    # wait until the server noticed the dead client (the named lock is released with its connection)
+    for _ in range(100):
+        if execute(conn, "SELECT IS_USED_LOCK(%s)", ('zdt_backfill_%s_2' % db.name,))[0][0] is None:
+            break
+        time.sleep(0.05)
+    info = run_module('mysql_sync_info', dict(db.params, migration=SEED))
+    assert not info.get('failed'), info
+    prog = info['sync'][0]['backfill']
+    assert info['sync'][0]['triggers_exist'] is True
+    assert prog['state'] == 'interrupted' and 0 < prog['rows_done'] < prog['rows_total'] == 40000
+    checkpoint = execute(conn, 'SELECT last_key FROM zdt_sync_progress WHERE migration_id = 2')[0][0]
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert not res.get('failed'), res
+    assert res['backfill']['resumed_from'] == json.loads(checkpoint)
+    assert 0 < res['backfill']['rows_copied'] < 40000
+    assert res['verify']['mismatches'] == 0 and res['verify']['rows_checked'] == 40000
+    users, addrs = snapshot_cross(conn)
+    assert addrs == expected_addresses(users)
+    info = run_module('mysql_sync_info', dict(db.params, migration=SEED))
+    assert info['sync'][0]['backfill']['state'] == 'done' and info['sync'][0]['backfill']['eta_seconds'] == 0
+
+
+def test_check_mode_changes_nothing_and_idempotence(db, run_module):
+    conn = db.connect()
+    create_users(conn, 500)
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED), check_mode=True)
+    assert not res.get('failed') and res['changed'] is True, res
+    assert len(res['created']) == 6 and res['backfill']['rows_total'] == 500
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((0,),)
+    assert execute(conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'zdt%%'") == ((0,),)
+    assert execute(conn, 'SELECT COUNT(*) FROM addresses') == ((0,),)
+    first = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert first['changed'] is True and first['backfill']['rows_copied'] > 0
+    second = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert second['changed'] is False and second['created'] == [] and second['backfill']['rows_copied'] == 0
+    third = run_module('mysql_trigger_sync', dict(db.params, migration=SEED), check_mode=True)
+    assert third['changed'] is False
+    absent_check = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, state='absent'), check_mode=True)
+    assert absent_check['changed'] is True
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((6,),)
+
+
+def test_absent_drops_only_ours_and_user_trigger_keeps_working(db, run_module):
+    conn = db.connect()
+    create_users(conn, 20)
+    execute(conn, 'CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, user_id INT, what VARCHAR(20))')
+    execute(conn, "CREATE TRIGGER users_audit_upd AFTER UPDATE ON users FOR EACH ROW INSERT INTO audit (user_id, what) VALUES (NEW.id, 'upd')")
+    execute(conn, "CREATE TRIGGER zdt_users_mine AFTER INSERT ON users FOR EACH ROW INSERT INTO audit (user_id, what) VALUES (NEW.id, 'ins')")
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert not res.get('failed'), res
+    execute(conn, "UPDATE users SET address_line_1 = 'both fire' WHERE id = 1")
+    execute(conn, "INSERT INTO users (id, address_line_1) VALUES (99, 'new')")
+    assert execute(conn, 'SELECT address_line_1 FROM addresses WHERE user_id = 1') == (('both fire',),)
+    assert execute(conn, "SELECT what FROM audit ORDER BY id") == (('upd',), ('ins',))
+    gone = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, state='absent'))
+    assert gone['changed'] is True and len(gone['triggers']) == 6
+    names = [r[0] for r in execute(conn, 'SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1')]
+    assert names == ['users_audit_upd', 'zdt_users_mine']
+    assert execute(conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'zdt_sync_progress'") == ((0,),)
+    again = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, state='absent'))
+    assert again['changed'] is False
+
+
+def test_foreign_trigger_with_our_name_is_never_touched(db, run_module):
+    conn = db.connect()
+    create_users(conn, 5)
+    execute(conn, 'CREATE TRIGGER zdt_m2_s0_fwd_ins AFTER INSERT ON users FOR EACH ROW SET @x = 1')
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert res.get('failed') and 'zdt_m2_s0_fwd_ins' in res['msg'] and 'not created by' in res['msg']
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((1,),)
+    gone = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, state='absent'))
+    assert gone['changed'] is False
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((1,),)
+
+
+def test_refusals_happen_before_any_change(db, run_module):
+    conn = db.connect()
+    create_users(conn, 5)
+    execute(conn, 'ALTER TABLE addresses DROP FOREIGN KEY addresses_fk')
+    execute(conn, 'ALTER TABLE addresses DROP INDEX addresses_uid')
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert res.get('failed') and 'sync[0].to.key' in res['msg'] and 'UNIQUE index on addresses(user_id)' in res['msg'], res
+    bad_col = json.loads(json.dumps(SEED))
+    bad_col['sync'][0]['to']['columns'][1] = 'nope'
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=bad_col))
+    assert res.get('failed') and 'sync[0].to.columns[1]' in res['msg'] and 'addresses.nope' in res['msg']
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((0,),)
+
+
+@pytest.mark.parametrize('name', ['users`; DROP TABLE users; --', "users' OR '1'='1", 'users;', 'a b', ''])
+def test_hostile_identifiers_never_reach_the_server(db, run_module, name):
+    conn = db.connect()
+    create_users(conn, 3)
+    mig = json.loads(json.dumps(SEED))
+    mig['sync'][0]['from']['table'] = name
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=mig))
+    assert res.get('failed') and 'sync[0].from.table' in res['msg'], res
+    assert execute(conn, 'SELECT COUNT(*) FROM users') == ((3,),)
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((0,),)
+
+
+def test_reserved_and_unicode_identifiers_work(db, run_module):
+    conn = db.connect()
+    create_users(conn, 50, users='select', addresses='adrèsses', c1='order', c2='straße')
+    mig = {'id': 7, 'description': 'odd names',
+           'sync': [{'from': {'table': 'select', 'key': 'id', 'columns': ['order', 'straße']},
+                     'to': {'table': 'adrèsses', 'key': 'user_id', 'columns': ['order', 'straße']}}]}
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=mig))
+    assert not res.get('failed') and res['verify']['mismatches'] == 0, res
+    execute(conn, "UPDATE `select` SET `straße` = 'ü' WHERE id = 1")
+    assert execute(conn, 'SELECT `straße` FROM `adrèsses` WHERE user_id = 1') == (('ü',),)
+
+
+def test_second_run_fails_naming_the_lock_holder(db, run_module):
+    conn = db.connect()
+    create_users(conn, 5)
+    holder = db.connect()
+    execute(holder, 'SELECT GET_LOCK(%s, 0)', ('zdt_backfill_%s_2' % db.name,))
+    holder_id = execute(holder, 'SELECT CONNECTION_ID()')[0][0]
+    t0 = time.time()
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, lock_wait_timeout=1, ddl_retries=1))
+    assert res.get('failed') and 'connection id %s' % holder_id in res['msg'], res
+    assert time.time() - t0 < 20
+    holder.close()
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((0,),)
+
+
+def test_verify_mismatch_fails_and_names_keys(db, run_module):
+    conn = db.connect()
+    create_users(conn, 30)
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert not res.get('failed'), res
+    # break the copy behind the triggers' back (a session that skips our triggers)
+    execute(conn, 'SET @zdt_copy_m2_s0 = 1')
+    execute(conn, "UPDATE addresses SET address_line_1 = 'drift' WHERE user_id IN (4, 7)")
+    execute(conn, 'DELETE FROM addresses WHERE user_id = 11')
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert res.get('failed') and res['verify']['mismatches'] == 3, res
+    assert res['verify']['keys'] == [4, 7, 11] and '4, 7, 11' in res['msg']
