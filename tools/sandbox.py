@@ -250,6 +250,8 @@ class PortPlan:
 
 class MariaDB:
     host = '127.0.0.1'
+    # Where the server listens; a namespace host (multihost scenario) listens on all its addresses.
+    bind_address = os.environ.get('ZDT_DB_BIND_ADDRESS', '127.0.0.1')
 
     def __init__(self, sandbox):
         self.sandbox = sandbox
@@ -291,7 +293,7 @@ class MariaDB:
 
     def argv(self):
         return ['mariadbd', '--no-defaults', '--user=root', '--datadir=' + self.datadir,
-                '--socket=' + self.socket, '--port=%d' % self.port, '--bind-address=' + self.host,
+                '--socket=' + self.socket, '--port=%d' % self.port, '--bind-address=' + self.bind_address,
                 '--pid-file=' + os.path.join(self.dir, 'mariadbd.pid'), '--skip-name-resolve',
                 '--skip-log-bin', '--innodb-buffer-pool-size=512M', '--innodb-log-file-size=256M',
                 '--innodb-flush-log-at-trx-commit=2', '--max-connections=500', '--character-set-server=utf8mb4',
