@@ -306,11 +306,15 @@ def execute_swap(client, backend, colors, active, weight=100, force=False, check
         return {'changed': bool(actions), 'previous': previous, 'current': current, 'desired': desired,
                 'actions': actions, 'warnings': warnings}
 
-    for name, kind, value in actions:
-        if kind == 'weight':
-            client.set_server_weight(backend, name, value)
-        else:
-            client.set_server_state(backend, name, value)
+    for index, (name, kind, value) in enumerate(actions):
+        try:
+            if kind == 'weight':
+                client.set_server_weight(backend, name, value)
+            else:
+                client.set_server_state(backend, name, value)
+        except Exception as exc:
+            exc.applied = actions[:index]   # the module reports changed when part of the switch was made
+            raise
     after = client.servers(backend)
     current = describe(colors, _views(after), prefer=active)
     wrong = sorted(n for n in desired if after[n].as_dict() != desired[n])

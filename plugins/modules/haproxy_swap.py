@@ -195,6 +195,10 @@ def main():
     try:
         run(module)
     except (ZdtError, HAProxyError) as exc:
+        applied = getattr(exc, 'applied', None)
+        if applied:
+            module.fail_json(msg='%s (after these steps were applied: %s)' % (to_native(exc), applied), changed=True,
+                             exception=traceback.format_exc())
         module.fail_json(msg=to_native(exc), exception=traceback.format_exc())
 
 

@@ -26,13 +26,16 @@ class LB:
         self.sb = sandbox
         self.hp = sandbox.haproxy
         self.port = sandbox.ports['lb']
-        self.blue_port, self.green_port, self.dead_port = free_port(), free_port(), free_port()
+        # the same ports for every test module of the session: a server-state file restores server *addresses*
+        # too (HAProxy 2.6), so a state file from a run on other ports would point the servers at dead ports
+        if not hasattr(sandbox, 'zdt_haproxy_test_ports'):
+            sandbox.zdt_haproxy_test_ports = (free_port(), free_port(), free_port(), free_port())
+        self.blue_port, self.green_port, self.dead_port, self.canary_port = sandbox.zdt_haproxy_test_ports
         self.backends = {
             'app': [('blue1', self.blue_port), ('green1', self.green_port)],
             'canary': [('blue1', self.blue_port), ('green1', self.green_port), ('green2', self.green_port)],
             'mixed': [('blue1', self.blue_port), ('green1', self.dead_port)],
         }
-        self.canary_port = free_port()
         extra = '\nfrontend canary_fe\n    bind 127.0.0.1:%d\n    default_backend canary\n' % self.canary_port
         self.config = self.hp.render_config(backends=self.backends, extra=extra)
         self.socket = self.hp.stats_socket
@@ -49,6 +52,8 @@ class LB:
                 self.previous_config = handle.read()
             self.hp.reload(config_text=self.config)
         else:
+            if os.path.exists(self.hp.state_file):
+                os.unlink(self.hp.state_file)   # a fresh start begins from the configuration, not a stale state
             self.hp.start(config_text=self.config)
         self.wait_all_up()
 

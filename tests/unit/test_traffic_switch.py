@@ -326,3 +326,17 @@ def test_resolve_drain_servers():
     assert ts.resolve_drain_servers(None, COLORS, 'blue') == ['blue1']
     with pytest.raises(ts.SwitchError):
         ts.resolve_drain_servers(None, COLORS, 'red')
+
+
+def test_partial_apply_is_reported():
+    hp = two()
+    original = hp.set_server_state
+
+    def fail_on_drain(backend, server, state):
+        if state == 'drain':
+            raise HAProxyCommandError('set server', 'Permission denied')
+        original(backend, server, state)
+    hp.set_server_state = fail_on_drain
+    with pytest.raises(HAProxyCommandError) as err:
+        ts.execute_swap(hp, 'app', COLORS, 'green')
+    assert err.value.applied == [('green1', 'state', 'ready')]
