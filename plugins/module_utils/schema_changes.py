@@ -290,7 +290,7 @@ def _refuse_triggers(op, found, rollback=False):
 
 
 def _refuse_inbound_fks(model, op, table):
-    inbound = [(t, n) for t, n in model.inbound_fks.get(table, []) if t in model.tables]
+    inbound = list(model.inbound_fks.get(table, []))   # tables dropped earlier in this plan were removed from the list
     if inbound:
         raise _fail(op, 'table %s is still referenced by foreign key %s of table %s' % (table, inbound[0][1], inbound[0][0]))
 
@@ -662,8 +662,8 @@ def describe_blockers(conn, database, tables):
                                'WHERE m.TABLE_SCHEMA = %%s AND m.TABLE_NAME IN (%s) AND m.THREAD_ID <> CONNECTION_ID()' % marks,
                          [database] + list(tables))
             for tid, mode, table, user, host, secs, info in rows:
-                found.append('connection %s (%s@%s) holds %s on %s for %ss%s' % (tid, user, host, mode, table, secs,
-                                                                              ', running: %s' % info if info else ''))
+                running = ', running: %s' % info if info else ''
+                found.append('connection %s (%s@%s) holds %s on %s for %ss%s' % (tid, user, host, mode, table, secs, running))
     except Exception:  # pylint: disable=broad-except
         pass   # the metadata_lock_info plugin is not installed
     if not found:
@@ -773,12 +773,14 @@ def _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_t
     in_changelog = changelog_has(conn, changelog_table, migration.id)
     expand_done = in_changelog or phases.get('expand', {}).get('status') == 'done'
 
-    if phase == 'rollback' and 'contract' in phases:
+    contract_started = (phases.get('contract', {}).get('status') == 'done'
+                        or any(p == 'contract' and st in ('running', 'ran') for (p, _i), st in step_status.items()))
+    if phase == 'rollback' and contract_started:
         raise DatabaseError('migration %d: rollback refused, its contract phase already ran (status %s); the old shape is gone'
-                            % (migration.id, phases['contract']['status']))
+                            % (migration.id, phases.get('contract', {}).get('status', 'running')))
     if phase == 'contract' and not expand_done:
         raise DatabaseError('migration %d: contract refused, its expand phase has not completed' % migration.id)
-    if phase == 'expand' and 'contract' in phases:
+    if phase == 'expand' and contract_started:
         # Past expand: re-planning expand would re-create what contract removed.
         return Result(False, [], [], [], '', '')
     if phase == 'rollback' and 'expand' not in phases and not in_changelog:
@@ -816,7 +818,12 @@ def _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_t
     ran = []
     for n, step in enumerate(planned.steps):
         _set_step(conn, migration.id, phase, step.index, step.op.kind, 'running', step.statement)
-        statement = run_ddl(conn, step, lock_wait_timeout, ddl_retries, sleep=sleep, database=database, log=log)
+        try:
+            statement = run_ddl(conn, step, lock_wait_timeout, ddl_retries, sleep=sleep, database=database, log=log)
+        except DatabaseError:
+            # the server refused the statement (DDL is atomic on MariaDB 10.6+ / MySQL 8.0): nothing of it applied
+            _set_step(conn, migration.id, phase, step.index, step.op.kind, 'failed', step.statement)
+            raise
         ran.append(statement)
         _set_step(conn, migration.id, phase, step.index, step.op.kind, 'ran', statement)
         _set_phase(conn, migration, phase, 'running', n + 1)

@@ -455,7 +455,7 @@ def test_second_concurrent_run_waits_for_the_first(users_db, run_module):
 
     def go():
         results.append(expand(run_module, db, ADDRESSES))
-    threads = [threading.Thread(target=go) for _ in range(3)]
+    threads = [threading.Thread(target=go) for _n in range(3)]
     for t in threads:
         t.start()
     for t in threads:
@@ -470,3 +470,22 @@ def test_migration_as_mapping_and_copy_is_not_mutated(users_db, run_module):
     original = copy.deepcopy(data)
     ok(expand(run_module, users_db, data))
     assert data == original
+
+
+def test_contract_that_failed_before_changing_anything_does_not_block_rollback(users_db, run_module):
+    db = users_db
+    ok(expand(run_module, db, ADDRESSES))
+    blocker = db.root_connect()
+    blocker.autocommit(False)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute('SELECT COUNT(*) FROM users')
+            cur.fetchall()
+        result = expand(run_module, db, ADDRESSES, 'contract', lock_wait_timeout=1, ddl_retries=0)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert result['failed'] and 'contract[0] drop_columns' in result['msg'] and 'gave up after 1 attempts' in result['msg']
+    assert db.query("SELECT status FROM zdt_migration_step WHERE migration_id = 2 AND phase = 'contract'") == (('failed',),)
+    rollback = ok(expand(run_module, db, ADDRESSES, 'rollback'))
+    assert rollback['statements'] == ['DROP TABLE `addresses`']
