@@ -160,7 +160,7 @@ def lock_name(db, migration_id):
     """GET_LOCK name ``zdt_backfill_<db>_<id>`` (hashed when longer than MySQL's 64-character limit)."""
     name = 'zdt_backfill_%s_%d' % (db, int(migration_id))
     if len(name) > 64:
-        name = 'zdt_backfill_%s_%d' % (hashlib.sha1(db.encode('utf-8')).hexdigest()[:32], int(migration_id))
+        name = 'zdt_backfill_%s_%d' % (hashlib.sha1(db.encode('utf-8')).hexdigest()[:24], int(migration_id))
     return name
 
 
