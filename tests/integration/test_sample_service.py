@@ -350,3 +350,25 @@ def test_loadgen_against_v1_then_v2_and_verify(db, apps):
             cur.execute('UPDATE users SET name = %s WHERE id = %s', ('tampered', live[0]))
         result = loadgen.verify(conn, users, 'v2')
     assert result['lost_writes'] == 1 and result['lost'][0]['id'] == live[0] and result['lost'][0]['kind'] == 'different'
+
+
+def test_seed_both_shapes_and_rerun_changes_nothing(db):
+    seed_py = os.path.join(REPO, 'sample', 'seed.py')
+    params = db.params
+    args = [sys.executable, seed_py, '--quiet', '--batch', '700', '--db-host', params['login_host'],
+            '--db-port', str(params['login_port']), '--db-user', params['login_user'], '--db-name', db.name]
+    env = dict(os.environ, DB_PASSWORD=params['login_password'])
+    schema(db, SCHEMA_001)
+    out = subprocess.run(args + ['--count', '2000'], env=env, check=True, stdout=subprocess.PIPE).stdout.decode()
+    assert 'seeded 2000 users' in out
+    (total, with_address), = db.query('SELECT COUNT(*), COUNT(address_line_1) FROM users')
+    assert total == 2000 and 1800 < with_address < 2000
+    out = subprocess.run(args + ['--count', '2000'], env=env, check=True, stdout=subprocess.PIPE).stdout.decode()
+    assert 'nothing seeded' in out and db.query('SELECT COUNT(*) FROM users') == ((2000,),)
+    # contracted v2 shape: users + addresses rows, each address on the right user
+    schema(db, 'DELETE FROM users', EXPAND_002, *CONTRACT_002)
+    subprocess.run(args + ['--count', '1500'], env=env, check=True, stdout=subprocess.PIPE)
+    (users,), = db.query('SELECT COUNT(*) FROM users')
+    (addresses, distinct), = db.query('SELECT COUNT(*), COUNT(DISTINCT user_id) FROM addresses')
+    assert users == 1500 and addresses == distinct and 1350 < addresses < 1500
+    assert db.query('SELECT COUNT(*) FROM addresses a LEFT JOIN users u ON u.id = a.user_id WHERE u.id IS NULL') == ((0,),)
