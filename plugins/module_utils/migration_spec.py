@@ -124,7 +124,7 @@ def parse_type(text, field='type'):
         return SpecError(field, 'invalid column type %r: %s' % (text, why))
 
     if name == 'ENUM':
-        return _parse_enum(text, rest, bad)
+        return _parse_enum(rest, bad)
 
     length = scale = None
     unsigned = False
@@ -183,7 +183,7 @@ def parse_type(text, field='type'):
     return ColumnType(name, length, scale, unsigned, None)
 
 
-def _parse_enum(text, rest, bad):
+def _parse_enum(rest, bad):
     if not rest.startswith('('):
         raise bad("ENUM needs a value list, e.g. ENUM('a', 'b')")
     pos = 1

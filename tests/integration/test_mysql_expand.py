@@ -5,6 +5,7 @@ import copy
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -358,7 +359,7 @@ def test_connection_errors_are_clear_and_secret_free(db, run_module, mariadb):
     assert 'unknown database nosuchdb_zdt' in result['msg'] or 'may not use database nosuchdb_zdt' in result['msg']
     root = dict(mariadb.root_params(), database='nosuchdb_zdt', migration=ADDRESSES)
     assert 'unknown database nosuchdb_zdt' in run_module('mysql_expand', root)['msg']
-    import socket
+
     s = socket.socket()
     s.bind(('127.0.0.1', 0))
     port = s.getsockname()[1]
