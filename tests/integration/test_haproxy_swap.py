@@ -3,7 +3,6 @@ import http.client
 import os
 import shutil
 import sys
-import threading
 import time
 
 import pytest

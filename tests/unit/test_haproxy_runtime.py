@@ -352,3 +352,17 @@ def test_validate_config(tmp_path):
     hr.validate_config(str(good), haproxy_bin='/usr/sbin/haproxy')
     with pytest.raises(hr.ConfigInvalid, match='bogus_directive'):
         hr.validate_config(str(bad), haproxy_bin='/usr/sbin/haproxy')
+
+
+def test_server_health_judgement():
+    # rise 1, fall 2: fully up at health 2; HAProxy sets health = rise (1) when a server leaves maint
+    up = hr.Server('app', 's', 0, hr.SRV_ST_RUNNING, 100, 100, check_health=2, check_enabled=True, rise=1, fall=2)
+    assert up.passing and up.settled
+    woken = hr.Server('app', 's', hr.SRV_ADMF_FDRAIN, hr.SRV_ST_RUNNING, 100, 100, check_health=1, check_enabled=True, rise=1, fall=2)
+    assert not woken.passing and not woken.settled       # assumed up, not yet checked: wait before judging
+    down = hr.Server('app', 's', 0, hr.SRV_ST_STOPPED, 100, 100, check_health=0, check_enabled=True, rise=1, fall=2)
+    assert not down.passing and down.settled
+    maint = hr.Server('app', 's', hr.SRV_ADMF_FMAINT, hr.SRV_ST_STOPPED, 100, 100, check_enabled=True, rise=1, fall=2)
+    assert not maint.passing and maint.admin_state == 'maint'
+    unchecked = hr.Server('app', 's', 0, hr.SRV_ST_RUNNING, 100, 100, check_enabled=False)
+    assert unchecked.passing and unchecked.settled
