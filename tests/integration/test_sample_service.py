@@ -372,3 +372,19 @@ def test_seed_both_shapes_and_rerun_changes_nothing(db):
     (addresses, distinct), = db.query('SELECT COUNT(*), COUNT(DISTINCT user_id) FROM addresses')
     assert users == 1500 and addresses == distinct and 1350 < addresses < 1500
     assert db.query('SELECT COUNT(*) FROM addresses a LEFT JOIN users u ON u.id = a.user_id WHERE u.id IS NULL') == ((0,),)
+
+
+def test_idle_keepalive_connections_give_their_thread_to_a_new_connection(db, apps):
+    schema(db, SCHEMA_001)
+    app = apps(db, 1, APP_THREADS=2, APP_KEEPALIVE_TIMEOUT=60)
+    idle = []
+    for _unused in range(2):
+        conn = http.client.HTTPConnection('127.0.0.1', app.port, timeout=10)
+        conn.request('GET', '/health')
+        conn.getresponse().read()
+        idle.append(conn)                 # both threads now hold an idle keep-alive connection
+    started = time.monotonic()
+    assert app.request('GET', '/health')[0] == 200
+    assert time.monotonic() - started < 2.0
+    for conn in idle:
+        conn.close()

@@ -205,7 +205,7 @@ class Handler(BaseHTTPRequestHandler):
                 return False
             if readable:
                 return True
-            if self.server.stopping or time.monotonic() > deadline:
+            if self.server.stopping or time.monotonic() > deadline or self.server.take_reclaim():
                 return False
 
     def do_GET(self):  # pylint: disable=invalid-name
@@ -294,6 +294,7 @@ class Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._conn_threads = set()
         self._busy = set()
+        self._reclaim = 0
         super().__init__((config.bind, config.port), Handler)
 
     def set_busy(self, handler, busy):
@@ -307,11 +308,26 @@ class Server(ThreadingHTTPServer):
         with self._lock:
             return len(self._busy)
 
+    def take_reclaim(self):
+        """An idle connection asks whether it should close to free its thread for a waiting one (one per waiter)."""
+        with self._lock:
+            if self._reclaim > 0:
+                self._reclaim -= 1
+                return True
+            return False
+
     def process_request(self, request, client_address):
-        while not self._slots.acquire(timeout=0.2):
-            if self.stopping:
-                self.shutdown_request(request)
-                return
+        if not self._slots.acquire(blocking=False):
+            # Every thread holds a connection.  Idle keep-alive connections give theirs up (one per waiting
+            # connection) instead of making the new one wait for an idle timeout.
+            with self._lock:
+                self._reclaim = 1
+            while not self._slots.acquire(timeout=0.05):
+                if self.stopping:
+                    self.shutdown_request(request)
+                    return
+            with self._lock:
+                self._reclaim = 0
         thread = threading.Thread(target=self._run_connection, args=(request, client_address), daemon=True)
         with self._lock:
             self._conn_threads.add(thread)
