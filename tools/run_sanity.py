@@ -47,13 +47,17 @@ def copy_collection(dest):
 
 def main():
     ensure_pip_bootstrap()
-    base = os.path.join(tempfile.gettempdir(), 'zdt-sanity-%d' % os.getuid())
-    dest = os.path.join(base, 'ansible_collections', 'zdt', 'bluegreen')
-    copy_collection(dest)
-    python = '%d.%d' % sys.version_info[:2]
-    argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-test'), 'sanity', '--venv', '--python', python,
-            '--color', 'no'] + sys.argv[1:]
-    return subprocess.run(argv, cwd=dest, check=False).returncode
+    # A directory of its own per run, so concurrent runs never share one copy.
+    base = tempfile.mkdtemp(prefix='zdt-sanity-')
+    try:
+        dest = os.path.join(base, 'ansible_collections', 'zdt', 'bluegreen')
+        copy_collection(dest)
+        python = '%d.%d' % sys.version_info[:2]
+        argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-test'), 'sanity', '--venv', '--python', python,
+                '--color', 'no'] + sys.argv[1:]
+        return subprocess.run(argv, cwd=dest, check=False).returncode
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == '__main__':
