@@ -29,6 +29,10 @@ PREFERRED_PORTS = {'mariadb': 13306, 'lb': 8000, 'blue': 8001, 'green': 8002}
 
 APP_USER = 'zdt'
 
+# The collection's own HAProxy runtime client does the reloads and state dumps (one place for them).
+sys.path.insert(0, os.path.join(REPO_ROOT, '.collections'))
+from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime  # noqa: E402  pylint: disable=wrong-import-position
+
 
 class SandboxError(Exception):
     """A sandbox service could not be started or stopped."""
@@ -344,12 +348,13 @@ class MariaDB:
     def root_connect(self, database=None):
         import pymysql  # pylint: disable=import-outside-toplevel
         return pymysql.connect(unix_socket=self.socket, user='root', database=database, autocommit=True,
-                               connect_timeout=5, charset='utf8mb4')
+                               connect_timeout=5, charset='utf8mb4', ssl_disabled=True)
 
     def app_connect(self, database=None):
         import pymysql  # pylint: disable=import-outside-toplevel
         return pymysql.connect(host=self.host, port=self.port, user=APP_USER, password=self.app_password,
-                               database=database, autocommit=True, connect_timeout=5, charset='utf8mb4')
+                               database=database, autocommit=True, connect_timeout=5, charset='utf8mb4',
+                               ssl_disabled=True)
 
     def create_database(self, name):
         """Create (or recreate) a database and grant the application account all on it."""
@@ -436,10 +441,10 @@ class HAProxy:
                                        backends=''.join(parts), extra=extra)
 
     def check_config(self, path=None):
-        result = subprocess.run(['haproxy', '-c', '-f', path or self.cfg_path], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, check=False)
-        if result.returncode != 0:
-            raise SandboxError('haproxy -c refused the configuration:\n' + result.stdout.decode(errors='replace'))
+        try:
+            haproxy_runtime.validate_config(path or self.cfg_path)
+        except haproxy_runtime.HAProxyError as exc:
+            raise SandboxError(str(exc))
 
     def write_config(self, config_text):
         tmp = self.cfg_path + '.new'
@@ -461,22 +466,6 @@ class HAProxy:
         self.process.start(argv, port=self.frontend_port, timeout=15,
                            ready=lambda: os.path.exists(self.stats_socket))
 
-    def master_command(self, command, timeout=5):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(self.master_socket)
-            sock.sendall(command.encode() + b'\n')
-            chunks = []
-            while True:
-                try:
-                    data = sock.recv(65536)
-                except socket.timeout:
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-        return b''.join(chunks).decode(errors='replace')
-
     def admin_command(self, command, timeout=5):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
@@ -491,12 +480,7 @@ class HAProxy:
         return b''.join(chunks).decode(errors='replace')
 
     def worker_pids(self):
-        pids = []
-        for line in self.master_command('show proc').splitlines():
-            fields = line.split()
-            if len(fields) >= 2 and fields[1] == 'worker' and fields[0].isdigit():
-                pids.append(int(fields[0]))
-        return pids
+        return [worker['pid'] for worker in haproxy_runtime.MasterClient(self.master_socket).show_proc()['workers']]
 
     def reload(self, config_text=None, timeout=15):
         """Hitless reload through the master socket; the state is dumped first so it survives."""
@@ -504,21 +488,13 @@ class HAProxy:
             self.write_config(config_text)
         else:
             self.check_config()
-        with open(self.state_file + '.tmp', 'w', encoding='utf-8') as handle:
-            handle.write(self.admin_command('show servers state'))
-        os.replace(self.state_file + '.tmp', self.state_file)
-        before = set(self.worker_pids())
-        self.master_command('reload')
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                now = self.worker_pids()
-            except OSError:
-                now = []
-            if now and now[0] not in before:
-                return now[0]
-            time.sleep(0.1)
-        raise SandboxError('haproxy reload: no new worker within %ss' % timeout)
+        with haproxy_runtime.RuntimeClient(self.stats_socket) as client:
+            haproxy_runtime.write_state_file(client, self.state_file)
+        try:
+            result = haproxy_runtime.MasterClient(self.master_socket).reload(timeout=timeout)
+        except haproxy_runtime.HAProxyError as exc:
+            raise SandboxError(str(exc))
+        return result['after']['workers'][0]['pid']
 
     def stop(self):
         self.process.stop(timeout=15)
