@@ -43,7 +43,9 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_LOCK_DEADLOCK = 1213
 WARN_GROUP_CONCAT_CUT = 1260
 MIN_CHUNK = 10
-MAX_CHUNK = 200000
+MAX_CHUNK = 1000000
+MAX_SLICE = 20000
+SLICE_TIME = 0.01
 CHUNK_RETRIES = 10
 
 
@@ -110,7 +112,9 @@ class Backfill(object):
         self.from_sql = q(plan.from_table, 'from.table')
         self.to_sql = q(plan.to_table, 'to.table')
         self.max_chunk_seconds = 0.0
+        self.max_slice_seconds = 0.0
         self.throttled_seconds = 0.0
+        self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.chunk_size // 2 or MIN_CHUNK))
 
     # ---------------------------------------------------------------- helpers
 
@@ -119,6 +123,9 @@ class Backfill(object):
         return cur
 
     def _check_warnings(self, cur, what):
+        count = getattr(getattr(cur, '_result', None), 'warning_count', None)
+        if count == 0:
+            return
         cur.execute('SHOW WARNINGS')
         warnings = cur.fetchall()
         if not warnings:
@@ -138,7 +145,12 @@ class Backfill(object):
 
     def session_teardown(self):
         with self.conn.cursor() as cur:
-            cur.execute('SET %s = NULL' % self.plan.copy_guard)
+            cur.execute('SET %s = NULL, @zdt_backfill_sql = NULL' % self.plan.copy_guard)
+            if self.strategy == 'values':
+                try:
+                    cur.execute('DEALLOCATE PREPARE zdt_backfill_stmt')
+                except Exception:  # pylint: disable=broad-except  # never prepared (no rows)
+                    pass
 
     def throttle(self):
         if self.max_threads_running <= 0:
@@ -201,8 +213,6 @@ class Backfill(object):
             cur.execute('PREPARE zdt_backfill_stmt FROM @zdt_backfill_sql')
             cur.execute('EXECUTE zdt_backfill_stmt')
             self._check_warnings(cur, 'copying a chunk')
-            cur.execute('DEALLOCATE PREPARE zdt_backfill_stmt')
-        cur.execute('SET @zdt_backfill_sql = NULL')
         return int(scanned or 0), int(rows or 0)
 
     def _select_chunk(self, cur, lo, hi):
@@ -242,8 +252,8 @@ class Backfill(object):
         self._check_warnings(cur, 'updating a chunk')
         return scanned, int(rows)
 
-    def run_chunk(self, lo, hi, cleanup):
-        """Copy (lo, hi] in one transaction together with the checkpoint; return (scanned, written)."""
+    def _slice(self, lo, hi, cleanup):
+        """Copy (lo, hi] in one short transaction together with the checkpoint; return (scanned, written)."""
         attempt = 0
         while True:
             cur = self.conn.cursor()
@@ -261,10 +271,7 @@ class Backfill(object):
                                                        self.plan.migration_id, self.plan.index))
                 cur.execute('COMMIT')
                 return scanned, rows
-            except ChunkRetry:
-                cur.execute('ROLLBACK')
-                raise
-            except DatabaseError:
+            except (ChunkRetry, DatabaseError):
                 cur.execute('ROLLBACK')
                 raise
             except Exception as exc:  # pylint: disable=broad-except  # driver errors: deadlocks and lock waits retry
@@ -280,6 +287,38 @@ class Backfill(object):
                                     % (self.plan.field, lo, hi, exc.args[-1] if exc.args else exc))
             finally:
                 cur.close()
+
+    def run_chunk(self, lo, hi, cleanup):
+        """Copy the chunk (lo, hi] as a series of short slices; return (scanned, written).
+
+        A slice is one transaction that holds shared locks on its source rows while it runs, so a
+        slice is kept to about SLICE_TIME seconds: an application write to a row being copied waits
+        at most one slice, never a whole chunk.
+        """
+        scanned_sum, rows_sum = 0, 0
+        s_lo = lo
+        while True:
+            s_hi = self.boundary(s_lo, hi, self.slice_rows)
+            last = s_hi is None or s_hi == hi
+            if s_hi is None:
+                s_hi = hi
+            t0 = self.clock()
+            try:
+                scanned, rows = self._slice(s_lo, s_hi, cleanup)
+            except ChunkRetry:
+                if self.slice_rows <= MIN_CHUNK:
+                    raise DatabaseError('a slice of %d rows of %s does not fit group_concat_max_len' % (self.slice_rows, self.plan.field))
+                self.slice_rows = max(MIN_CHUNK, self.slice_rows // 4)
+                continue
+            dt = self.clock() - t0
+            self.max_slice_seconds = max(self.max_slice_seconds, dt)
+            target = int(self.slice_rows * SLICE_TIME / max(dt, 0.0005))
+            self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.slice_rows * 2, max(self.slice_rows // 2, target)))
+            scanned_sum += scanned
+            rows_sum += rows
+            s_lo = s_hi
+            if last:
+                return scanned_sum, rows_sum
 
     # ---------------------------------------------------------------- driver
 
@@ -317,13 +356,7 @@ class Backfill(object):
                 if hi is None:
                     hi = max_key
                 t0 = self.clock()
-                try:
-                    _scanned, rows = self.run_chunk(lo, hi, cleanup)
-                except ChunkRetry:
-                    if n <= MIN_CHUNK:
-                        raise DatabaseError('a chunk of %d rows of %s does not fit group_concat_max_len' % (n, plan.field))
-                    n = max(MIN_CHUNK, n // 4)
-                    continue
+                _scanned, rows = self.run_chunk(lo, hi, cleanup)
                 dt = self.clock() - t0
                 self.max_chunk_seconds = max(self.max_chunk_seconds, dt)
                 result['chunks'] += 1
@@ -347,6 +380,7 @@ class Backfill(object):
                 result['rows_per_second'] = round(done['run_rows'] / result['seconds'], 1)
         result['max_chunk_seconds'] = round(self.max_chunk_seconds, 3)
         result['throttled_seconds'] = round(self.throttled_seconds, 2)
+        result['max_slice_seconds'] = round(self.max_slice_seconds, 4)
         return result
 
 

@@ -118,7 +118,7 @@ class SyncPlan(object):
     """Everything the triggers, the backfill and the verifier need for one ``sync`` entry."""
 
     def __init__(self, migration_id, spec, from_types, to_types, key_type, target_autoinc=None,
-                 to_key_index=None):
+                 to_key_index=None, cascade_delete=False):
         self.migration_id = int(migration_id)
         self.spec = spec
         self.index = spec.index
@@ -135,6 +135,7 @@ class SyncPlan(object):
         self.key_type = key_type.lower()
         self.target_autoinc = target_autoinc
         self.to_key_index = to_key_index
+        self.cascade_delete = bool(cascade_delete)
         self.guard = guard_var(self.migration_id, self.index)
         self.copy_guard = copy_var(self.migration_id, self.index)
 
@@ -180,6 +181,11 @@ class SyncPlan(object):
         return 'INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s;' % (
             q(self.to_table, 'to.table'), ', '.join(cols), ', '.join(vals), updates)
 
+    def _update_target(self, prefix):
+        sets = ', '.join('%s = %s.%s' % (q(t, 'to.columns'), prefix, q(f, 'from.columns')) for f, t in zip(self.from_columns, self.to_columns))
+        return 'UPDATE %s SET %s WHERE %s = %s.%s;' % (q(self.to_table, 'to.table'), sets, q(self.to_key, 'to.key'), prefix,
+                                                     q(self.from_key, 'from.key'))
+
     def _delete_target(self, key_expr):
         return 'DELETE FROM %s WHERE %s = %s;' % (q(self.to_table, 'to.table'), q(self.to_key, 'to.key'), key_expr)
 
@@ -203,17 +209,26 @@ class SyncPlan(object):
             '  IF %s THEN' % self._all_null('NEW', self.from_columns),
             '    ' + self._delete_target('NEW.' + fk),
             '  ELSE',
-            '    ' + self._upsert_target('NEW'),
+            # the common case (the new row exists) is a plain UPDATE by the unique key: no AUTO-INC
+            # id is allocated; ROW_COUNT() = 0 (no row, or no value changed) falls back to the upsert
+            '    ' + self._update_target('NEW'),
+            '    IF ROW_COUNT() = 0 THEN',
+            '      ' + self._upsert_target('NEW'),
+            '    END IF;',
             '  END IF;',
             'END IF;',
         ]
         dele = [self._delete_target('OLD.' + fk)]
         t = self.from_table
-        return [
+        result = [
             Trigger(name('del'), t, 'AFTER', 'DELETE', self._guarded(dele)),
             Trigger(name('upd'), t, 'AFTER', 'UPDATE', self._guarded(upd)),
             Trigger(name('ins'), t, 'AFTER', 'INSERT', self._guarded(ins)),
         ]
+        if self.cascade_delete:
+            # a foreign key to.key -> from.key ON DELETE CASCADE already deletes the new row
+            result = result[1:]
+        return result
 
     def _set_source(self, prefix, key_expr):
         if prefix is None:
@@ -388,7 +403,22 @@ def inspect_sync(conn, db, migration_id, spec):
         if col['default'] is None:
             raise SpecError(field + '.to.table', 'column %s.%s is NOT NULL without a default and not synced: the triggers '
                                                  'could not create rows' % (spec.to_table, col['name']))
-    return SyncPlan(migration_id, spec, from_types, to_types, key_type, target_autoinc=autoinc, to_key_index=key_index)
+    return SyncPlan(migration_id, spec, from_types, to_types, key_type, target_autoinc=autoinc, to_key_index=key_index,
+                    cascade_delete=_has_cascade_fk(conn, db, spec))
+
+
+def _has_cascade_fk(conn, db, spec):
+    """True when a foreign key to.table(to.key) -> from.table(from.key) deletes the new row ON DELETE CASCADE."""
+    rows = _query(conn, 'SELECT k.CONSTRAINT_NAME, COUNT(*), MAX(k.COLUMN_NAME), MAX(k.REFERENCED_COLUMN_NAME), MAX(r.DELETE_RULE) '
+                        'FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r '
+                        'ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME '
+                        'WHERE k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s AND k.REFERENCED_TABLE_NAME = %s '
+                        'GROUP BY k.CONSTRAINT_NAME', (db, spec.to_table, spec.from_table))
+    for _name, count, column, ref_column, rule in rows:
+        if (int(count) == 1 and column.lower() == spec.to_key.lower() and ref_column.lower() == spec.from_key.lower()
+                and rule == 'CASCADE'):
+            return True
+    return False
 
 
 def inspect_all(conn, db, migration):

@@ -13,9 +13,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.backfill import Backfill, rows_total_estimate
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import (
-    SyncPlan, check_trigger_privileges, classify, existing_triggers, inspect_all, is_ours, owned_live_triggers, run_ddl)
+    SyncPlan, check_trigger_privileges, classify, existing_triggers, inspect_all, inspect_sync, is_ours, owned_live_triggers, run_ddl)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import Verifier
 
 
@@ -129,8 +130,11 @@ def sync_info(conn, db, migration):
     running = sync_state.lock_in_use(conn, db, migration.id)
     entries = []
     for spec in migration.sync:
-        # Trigger names and shapes do not depend on column types: a type-less plan is enough here.
-        plan = SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int')
+        try:
+            plan = inspect_sync(conn, db, migration.id, spec)
+        except ZdtError:
+            # tables or columns gone: the trigger names do not depend on column types
+            plan = SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int')
         names = [t.name for t in plan.triggers()]
         found = [t.name for t in plan.triggers() if t.name in live and is_ours(live[t.name], t)]
         row = sync_state.read(conn, db, migration.id, spec.index)

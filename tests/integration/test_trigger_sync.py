@@ -434,7 +434,7 @@ def test_check_mode_changes_nothing_and_idempotence(db, run_module):
     create_users(conn, 500)
     res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED), check_mode=True)
     assert not res.get('failed') and res['changed'] is True, res
-    assert len(res['created']) == 6 and res['backfill']['rows_total'] == 500
+    assert len(res['created']) == 5 and res['backfill']['rows_total'] == 500
     assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((0,),)
     assert execute(conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'zdt%%'") == ((0,),)
     assert execute(conn, 'SELECT COUNT(*) FROM addresses') == ((0,),)
@@ -446,7 +446,7 @@ def test_check_mode_changes_nothing_and_idempotence(db, run_module):
     assert third['changed'] is False
     absent_check = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, state='absent'), check_mode=True)
     assert absent_check['changed'] is True
-    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((6,),)
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((5,),)
 
 
 def test_absent_drops_only_ours_and_user_trigger_keeps_working(db, run_module):
@@ -462,7 +462,7 @@ def test_absent_drops_only_ours_and_user_trigger_keeps_working(db, run_module):
     assert execute(conn, 'SELECT address_line_1 FROM addresses WHERE user_id = 1') == (('both fire',),)
     assert execute(conn, "SELECT what FROM audit ORDER BY id") == (('upd',), ('ins',))
     gone = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, state='absent'))
-    assert gone['changed'] is True and len(gone['triggers']) == 6
+    assert gone['changed'] is True and len(gone['triggers']) == 5
     names = [r[0] for r in execute(conn, 'SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1')]
     assert names == ['users_audit_upd', 'zdt_users_mine']
     assert execute(conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'zdt_sync_progress'") == ((0,),)

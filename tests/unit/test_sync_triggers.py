@@ -219,3 +219,12 @@ def test_owned_live_triggers_matches_only_our_pattern_and_label(monkeypatch):
     names = [t.name for t in owned_live_triggers(None, 'db', 2)]
     assert sorted(names) == ['zdt_m2_s0_bwd_ins', 'zdt_m2_s0_bwd_upd', 'zdt_m2_s0_fwd_del', 'zdt_m2_s0_fwd_ins', 'zdt_m2_s0_fwd_upd']
     assert names[:3] == ['zdt_m2_s0_bwd_ins', 'zdt_m2_s0_bwd_upd', 'zdt_m2_s0_fwd_ins']
+
+
+def test_cascade_fk_replaces_the_forward_delete_trigger_and_update_avoids_autoinc():
+    spec = SyncSpec(0, 'users', 'id', ('a',), 'addresses', 'user_id', ('a',), 'both', 'cross')
+    plan = SyncPlan(2, spec, ['varchar'], ['varchar'], 'int', target_autoinc='id', cascade_delete=True)
+    names = [t.name for t in plan.triggers()]
+    assert 'zdt_m2_s0_fwd_del' not in names and len(names) == 5
+    upd = dict((t.name, t) for t in plan.triggers())['zdt_m2_s0_fwd_upd'].body
+    assert upd.index('UPDATE `addresses` SET `a` = NEW.`a` WHERE `user_id` = NEW.`id`;') < upd.index('IF ROW_COUNT() = 0 THEN') < upd.index('INSERT INTO')
