@@ -258,8 +258,8 @@ def main():
     try:
         bench.start()
         out = subprocess.run(['haproxy', '-v'], stdout=subprocess.PIPE, check=False).stdout.decode().splitlines()[0]
-        print('%s; wrk -t%d, %d s per run, action at %.1f s; %d CPUs' % (out, args.threads, args.duration, args.duration / 3.0,
-                                                                      os.cpu_count()))
+        print('%s; wrk -t%d, %d s per run, action at %.1f s; %d CPUs'
+              % (out, args.threads, args.duration, args.duration / 3.0, os.cpu_count()))
         rows, lat = bench.run()
     finally:
         bench.stop()
@@ -267,8 +267,8 @@ def main():
     for res in rows:
         print('%-15s %-22s %10.0f %8d  %s' % (res['profile'], res['method'], res['rps'], errors_of(res), detail(res)))
     print('\nlatency (wrk --latency, 3 s, keep-alive): direct backend vs through HAProxy')
-    print('%-6s %12s %12s %12s %12s %14s %14s' % ('conns', 'direct p50', 'haproxy p50', 'direct p99', 'haproxy p99',
-                                                  'added p50 ms', 'added p99 ms'))
+    print('%-6s %12s %12s %12s %12s %14s %14s'
+          % ('conns', 'direct p50', 'haproxy p50', 'direct p99', 'haproxy p99', 'added p50 ms', 'added p99 ms'))
     for conns, direct, via in lat:
         print('%-6d %12.3f %12.3f %12.3f %12.3f %14.3f %14.3f' % (conns, direct['p50'], via['p50'], direct['p99'], via['p99'],
                                                                  via['p50'] - direct['p50'], via['p99'] - direct['p99']))

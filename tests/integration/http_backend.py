@@ -65,8 +65,8 @@ class LoadGenerator:
         self.versions = {}
         self.errors = []
         self.stop_event = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(True,), daemon=True) for _ in range(keepalive)]
-        self.threads += [threading.Thread(target=self._run, args=(False,), daemon=True) for _ in range(close)]
+        self.threads = [threading.Thread(target=self._run, args=(True,), daemon=True) for _client in range(keepalive)]
+        self.threads += [threading.Thread(target=self._run, args=(False,), daemon=True) for _client in range(close)]
 
     def _take(self):
         with self.lock:

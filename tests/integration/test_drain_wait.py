@@ -36,7 +36,7 @@ class Slow:
     def __init__(self, lb, n, seconds):
         self.results = []
         self.finished = []
-        self.threads = [threading.Thread(target=self._one, args=(lb, seconds), daemon=True) for _ in range(n)]
+        self.threads = [threading.Thread(target=self._one, args=(lb, seconds), daemon=True) for _request in range(n)]
         for thread in self.threads:
             thread.start()
 

@@ -128,7 +128,7 @@ def swap(run_module, lb, check_mode=False, diff=False, **kw):
 
 def versions(lb, count, backend_path='/'):
     seen = {}
-    for _ in range(count):
+    for _attempt in range(count):
         status, version = lb.get(backend_path)
         assert status == 200
         seen[version] = seen.get(version, 0) + 1
@@ -197,7 +197,7 @@ def test_canary_split_within_tolerance(lb, run_module, backend, colors, weight):
     total = 600
     seen = {}
     port = lb.port if backend == 'app' else lb.canary_port
-    for _ in range(total):
+    for _attempt in range(total):
         status, version = lb.get(port=port)
         assert status == 200
         seen[version] = seen.get(version, 0) + 1

@@ -67,7 +67,7 @@ class FakeCLI:
     def _serve(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, _peer = self.sock.accept()
             except OSError:
                 return
             self.connections += 1
@@ -272,7 +272,7 @@ def test_tcp_socket():
     port = srv.getsockname()[1]
 
     def serve():
-        conn, _ = srv.accept()
+        conn, _peer = srv.accept()
         with conn:
             data = b''
             for count, reply in ((1, b'\n> '), (2, b'# name\napp\n\n> ')):
