@@ -5,10 +5,12 @@
 
 Why it is exact (cross-table, triggers already in place):
 
-* Every chunk is one REPEATABLE READ transaction that first *locks* the source rows of its key
-  range (``LOCK IN SHARE MODE``: shared next-key locks, so concurrent updates, deletes and inserts
-  into the range wait) and reads their latest committed values, then upserts exactly those values
-  into the new table and advances the checkpoint, then commits.
+* Every slice (chunks are made of slices of ~20 ms) is one transaction that first *locks* the
+  existing source rows of its key range (``LOCK IN SHARE MODE``, READ COMMITTED: record locks, no
+  gap locks), so concurrent updates and deletes of them wait, reads their latest committed values,
+  upserts exactly those values into the new table, advances the checkpoint and commits.  A row
+  inserted into the range meanwhile is not locked: its insert trigger writes it (and if the slice
+  read it, both wrote the same committed value).
 * A writer that committed before the chunk's read already ran the upsert trigger with the value
   the chunk reads; a writer that comes after the commit runs its trigger after the chunk, so the
   trigger's value (the newer one) is the last write.  The copy can therefore never overwrite a
@@ -45,7 +47,7 @@ WARN_GROUP_CONCAT_CUT = 1260
 MIN_CHUNK = 10
 MAX_CHUNK = 1000000
 MAX_SLICE = 20000
-SLICE_TIME = 0.01
+SLICE_TIME = 0.02
 CHUNK_RETRIES = 10
 
 
@@ -137,7 +139,10 @@ class Backfill(object):
 
     def session_setup(self):
         with self.conn.cursor() as cur:
-            cur.execute('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ')
+            # READ COMMITTED + LOCK IN SHARE MODE: every existing source row of the slice is S-locked until
+            # commit (what exactness needs), but no gap / next-key locks: rows inserted meanwhile are the
+            # triggers' business, and gap locks only cost the application waits and deadlocks.
+            cur.execute('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED')
             cur.execute("SET SESSION time_zone = '+00:00'")
             cur.execute('SET SESSION innodb_lock_wait_timeout = 10')
             cur.execute('SET SESSION group_concat_max_len = GREATEST(@@max_allowed_packet, 1048576)')

@@ -4,8 +4,9 @@
 """Orchestration behind ``mysql_trigger_sync`` and ``mysql_sync_info`` (no Ansible import).
 
 present: validate every entry against the live schema -> take the per-migration lock ->
-create the missing triggers (short lock_wait_timeout, retries) -> backfill (resuming a
-checkpoint when the triggers were already there) -> verify.  absent: drop exactly our triggers
+create the missing forward / same-table triggers (short lock_wait_timeout, retries) -> backfill
+(resuming a checkpoint when those triggers were already there) -> create the missing backward
+triggers -> verify.  absent: drop exactly our triggers
 (name pattern *and* our body label), then our checkpoint rows.
 """
 
@@ -36,6 +37,10 @@ def _sum_backfill(results):
     total['rows_per_second'] = round(total['rows_total'] / total['seconds'], 1) if total['seconds'] > 0 else (max(copied_rate) if copied_rate else 0.0)
     total['max_chunk_seconds'] = max([float(r.get('max_chunk_seconds') or 0) for r in results] or [0.0])
     return total
+
+
+def _is_backward(trigger):
+    return '_bwd_' in trigger.name
 
 
 def lock_timeout(lock_wait_timeout, ddl_retries):
@@ -74,13 +79,16 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
         present, missing = classify(conn, db, plans)
         result['created'] = [m.name for m in missing]
         missing_names = set(result['created'])
-        run_ddl(conn, [t.create_sql() for p in plans for t in p.triggers() if t.name in missing_names],
+        # Forward (and same-table) triggers first: the copy is exact only with them in place.  Backward
+        # triggers (new -> old) are created after the backfill: nothing writes the new shape before this
+        # module has finished, and a backward trigger on the copy's target would fire for every copied row.
+        run_ddl(conn, [t.create_sql() for p in plans for t in p.triggers() if t.name in missing_names and not _is_backward(t)],
                 lock_wait_timeout=lock_wait_timeout, retries=ddl_retries)
         changed = bool(missing)
         backfills = []
         for plan in plans:
             entry = dict(index=plan.index, kind=plan.kind, triggers=[t.name for t in plan.triggers()])
-            created_here = any(t.name in missing_names for t in plan.triggers())
+            created_here = any(t.name in missing_names and not _is_backward(t) for t in plan.triggers())
             if backfill:
                 before = sync_state.read(conn, db, plan.migration_id, plan.index)
                 runner = Backfill(conn, db, plan, chunk_time=chunk_time, chunk_size=chunk_size, max_threads_running=max_threads_running)
@@ -90,6 +98,8 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
                 entry['backfill'] = res
                 backfills.append(res)
             result['entries'].append(entry)
+        run_ddl(conn, [t.create_sql() for p in plans for t in p.triggers() if t.name in missing_names and _is_backward(t)],
+                lock_wait_timeout=lock_wait_timeout, retries=ddl_retries)
         if backfills:
             result['backfill'] = _sum_backfill(backfills)
         result['changed'] = changed

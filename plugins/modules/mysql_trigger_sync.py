@@ -23,8 +23,19 @@ description:
   - The backfill is exact under concurrent writes, is throttled while C(Threads_running) exceeds O(max_threads_running),
     checkpoints every chunk in table C(zdt_sync_progress) so a killed run resumes, and runs at most once per migration at a
     time (a server-side named lock C(zdt_backfill_<database>_<id>)).
+  - "Order for O(state=present): forward (old to new) and same-table triggers, then the backfill, then the backward (new to old)
+    triggers, then verify. The new version must not write before this module has finished (its rows are not all there yet);
+    creating the backward triggers after the copy keeps them from firing for every copied row."
+  - "Exactness: every slice of the copy is one REPEATABLE READ transaction that locks its source rows (C(LOCK IN SHARE MODE)),
+    upserts exactly their latest values and advances the checkpoint; a concurrent writer's trigger runs either before the
+    slice read (and the slice copies the same value) or after its commit (and overwrites it with the newer value). Slices
+    last about 20 ms, so an application write waits at most one slice; chunks (sized to O(chunk_time)) group slices for
+    throttling and progress. Nothing is copied with IGNORE; any warning fails the slice."
+  - "Trigger recursion guard: a session variable whose value is the statement's start time, cleared by an EXIT handler that
+    re-raises any error, so a failing statement never leaves the sync disabled for its (pooled) connection."
   - Trigger names start with C(zdt_m<id>_s<index>_); the module never drops or replaces a trigger it did not create, and
-    user triggers on the same tables and events keep working.
+    user triggers on the same tables and events keep working. With a foreign key C(to.key -> from.key ON DELETE CASCADE)
+    the forward delete trigger is not needed and not created.
   - Triggers are created with the login user as definer (C(CURRENT_USER)); they keep working as long as that account
     exists, independent of the session. With binary logging on, the login user needs C(SUPER) unless the server sets
     C(log_bin_trust_function_creators=1); the module checks this before changing anything.
@@ -88,6 +99,10 @@ attributes:
     support: partial
     details: The diff lists the sync triggers before and after; rows copied by the backfill are not part of the diff.
 notes:
+  - "Same-table sync: until the backfill has passed a row, writing NULL through the new column of that row is not a change
+    the trigger can see (the new column is still NULL there)."
+  - "Cross-table sync: the new table may have only two unique indexes, its primary key (C(to.key) or an AUTO_INCREMENT column)
+    and the UNIQUE index on C(to.key); the module refuses others, since an upsert could match a different row through them."
   - Writes that the old shape cannot hold (a new row whose synced columns are all NULL) are not representable while the sync
     exists; verify reports them.
   - A new table with an AUTO_INCREMENT key is backfilled with multi-row C(INSERT ... VALUES) statements built by the server,

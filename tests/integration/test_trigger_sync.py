@@ -415,7 +415,9 @@ def test_kill_mid_backfill_then_resume(db, run_module):
     info = run_module('mysql_sync_info', dict(db.params, migration=SEED))
     assert not info.get('failed'), info
     prog = info['sync'][0]['backfill']
-    assert info['sync'][0]['triggers_exist'] is True
+    # forward triggers exist from the start; backward ones are created once the backfill is complete
+    assert sorted(info['sync'][0]['triggers_present']) == ['zdt_m2_s0_fwd_ins', 'zdt_m2_s0_fwd_upd']
+    assert info['sync'][0]['triggers_exist'] is False
     assert prog['state'] == 'interrupted' and 0 < prog['rows_done'] < prog['rows_total'] == 40000
     checkpoint = execute(conn, 'SELECT last_key FROM zdt_sync_progress WHERE migration_id = 2')[0][0]
     res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
@@ -427,6 +429,7 @@ def test_kill_mid_backfill_then_resume(db, run_module):
     assert addrs == expected_addresses(users)
     info = run_module('mysql_sync_info', dict(db.params, migration=SEED))
     assert info['sync'][0]['backfill']['state'] == 'done' and info['sync'][0]['backfill']['eta_seconds'] == 0
+    assert info['sync'][0]['triggers_exist'] is True
 
 
 def test_check_mode_changes_nothing_and_idempotence(db, run_module):

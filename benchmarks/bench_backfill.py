@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Benchmark the trigger-sync backfill against a bare INSERT ... SELECT and pt-online-schema-change.
+
+Everything runs in one private sandbox MariaDB (own root dir, free port) in one run, so the ratios
+compare like with like on this noisy machine:
+
+1. ``users`` with --rows rows (default 1,000,000) and the seed migration's ``addresses`` table
+   (AUTO_INCREMENT id, UNIQUE(user_id), FK -> users ON DELETE CASCADE).
+2. Single-row write throughput without triggers (server-side stored-procedure loops: UPDATE of a
+   synced column, INSERT of a user with an address, DELETE).
+3. A steady application writer (--rate writes/s on ``users``: updates, inserts, deletes; each a
+   single autocommit statement, latency measured client-side) runs during each of:
+   a. pt-online-schema-change on ``users`` (a no-op rebuild ``ENGINE=InnoDB``: it copies the same
+      1M rows in chunks with its own triggers for concurrent writes; done before ``addresses``
+      references ``users``, since pt-osc refuses an FK-referenced table). Its target has only a
+      primary key.
+   b. bare ``INSERT INTO addresses ... SELECT ... FROM users`` (one statement, UNIQUE + FK target),
+      and the same bare copy into a primary-key-only copy of ``users`` (pt-osc's kind of target).
+   c. our backfill: mysql_trigger_sync's triggers + chunked backfill (chunk_time 0.5 s) into
+      ``addresses``; verify timed separately after it.
+4. Exactness after the writer stopped: verify (chunked checksums) plus an independent anti-join
+   count of differing rows in both directions.
+5. Single-row write throughput again, now with our triggers.
+
+Usage: .venv/bin/python benchmarks/bench_backfill.py [--rows 1000000] [--rate 1000] [--root DIR]
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, '.collections'))
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+
+import pymysql  # noqa: E402
+from sandbox import Sandbox  # noqa: E402
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration  # noqa: E402
+from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_present  # noqa: E402
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import inspect_all  # noqa: E402
+from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import Verifier  # noqa: E402
+
+MIGRATION = os.path.join(REPO, 'tests', 'fixtures', 'migrations', '002_addresses.yml')
+DB = 'bench_backfill'
+
+
+def q(conn, sql, args=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+def pct(values, p):
+    if not values:
+        return float('nan')
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
+
+
+class AppWriter(object):
+    """Rate-limited single-row writes on users from `threads` connections; latencies per phase."""
+
+    def __init__(self, server, rate, max_user_id, threads=2):
+        self.server, self.rate, self.max_id, self.threads = server, rate, max_user_id, threads
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.phase = 'idle'
+        self.lat = {}
+        self.errors = {}
+        self.counts = {}
+        self.started = {}
+        self.workers = []
+
+    def set_phase(self, name):
+        with self.lock:
+            self.phase = name
+            self.lat.setdefault(name, [])
+            self.errors.setdefault(name, {})
+            self.counts.setdefault(name, 0)
+            self.started[name] = time.time()
+
+    def phase_stats(self, name, seconds):
+        lat = self.lat.get(name, [])
+        errs = self.errors.get(name, {})
+        return dict(writes=len(lat), per_second=len(lat) / seconds if seconds else 0, p50_ms=pct(lat, 50) * 1000,
+                    p99_ms=pct(lat, 99) * 1000, max_ms=(max(lat) * 1000 if lat else float('nan')), errors=sum(errs.values()),
+                    error_codes=dict(errs))
+
+    def worker(self, idx):
+        import random
+        rng = random.Random(idx)
+        conn = self.server.root_connect(DB)
+        interval = self.threads / float(self.rate)
+        nxt = time.time()
+        own = []
+        next_id = 50 * 10 ** 6 + idx
+        i = 0
+        while not self.stop.is_set():
+            nxt += interval
+            delay = nxt - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.05:
+                nxt = time.time()   # fell behind (blocked): do not burst to catch up
+            r = rng.random()
+            i += 1
+            if r < 0.7:
+                key = rng.randrange(1, self.max_id + 1)
+                a1 = None if rng.random() < 0.05 else 'upd %d' % i
+                sql, args = 'UPDATE users SET address_line_1 = %s, address_line_2 = %s WHERE id = %s', (a1, 'w%d' % idx, key)
+            elif r < 0.85 or not own:
+                sql, args = 'INSERT INTO users (id, name, address_line_1) VALUES (%s, %s, %s)', (next_id, 'bench', 'new %d' % i)
+                own.append(next_id)
+                next_id += self.threads
+            else:
+                sql, args = 'DELETE FROM users WHERE id = %s', (own.pop(rng.randrange(len(own))),)
+            t0 = time.time()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql, args)
+                ok = True
+            except pymysql.err.MySQLError as exc:
+                ok = False
+                code = exc.args[0] if exc.args else 0
+            dt = time.time() - t0
+            with self.lock:
+                if ok:
+                    self.lat[self.phase].append(dt)
+                else:
+                    self.errors[self.phase][code] = self.errors[self.phase].get(code, 0) + 1
+        conn.close()
+
+    def start(self):
+        self.set_phase('idle')
+        for i in range(self.threads):
+            t = threading.Thread(target=self.worker, args=(i,), daemon=True)
+            t.start()
+            self.workers.append(t)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.workers:
+            t.join(30)
+
+
+def create_schema(conn, rows):
+    q(conn, 'CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100), email VARCHAR(255), '
+            'address_line_1 VARCHAR(100), address_line_2 VARCHAR(100))')
+    step = 200000
+    for lo in range(1, rows + 1, step):
+        hi = min(rows, lo + step - 1)
+        q(conn, "INSERT INTO users (id, name, email, address_line_1, address_line_2) SELECT seq, CONCAT('user', seq), "
+                "CONCAT('user', seq, '@example.com'), IF(seq %% 10 = 0, NULL, CONCAT(seq, ' Main Street')), "
+                "IF(seq %% 3 = 0, NULL, CONCAT('Apt ', seq %% 500)) FROM seq_%d_to_%d" % (lo, hi))
+
+
+def create_addresses(conn):
+    q(conn, 'CREATE TABLE addresses (id INT NOT NULL AUTO_INCREMENT, user_id INT NOT NULL, address_line_1 VARCHAR(100), '
+            'address_line_2 VARCHAR(100), PRIMARY KEY (id), UNIQUE KEY addresses_user_id (user_id), '
+            'CONSTRAINT addresses_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE)')
+
+
+def write_throughput(conn, n, label):
+    """Server-side loops (no client round trips): ops/s for single-row UPDATE, INSERT and DELETE on users."""
+    q(conn, 'DROP PROCEDURE IF EXISTS zdt_bench_upd')
+    q(conn, 'DROP PROCEDURE IF EXISTS zdt_bench_ins')
+    q(conn, 'DROP PROCEDURE IF EXISTS zdt_bench_del')
+    q(conn, "CREATE PROCEDURE zdt_bench_upd(n INT, m INT) BEGIN DECLARE i INT DEFAULT 0; WHILE i < n DO "
+            "UPDATE users SET address_line_1 = CONCAT('tp', i, '%s') WHERE id = 1 + (i * 7919) %% m; SET i = i + 1; END WHILE; END" % label)
+    q(conn, "CREATE PROCEDURE zdt_bench_ins(n INT) BEGIN DECLARE i INT DEFAULT 0; WHILE i < n DO "
+            "INSERT INTO users (id, name, address_line_1) VALUES (90000000 + i, 'tp', CONCAT('tp', i)); SET i = i + 1; END WHILE; END")
+    q(conn, "CREATE PROCEDURE zdt_bench_del(n INT) BEGIN DECLARE i INT DEFAULT 0; WHILE i < n DO "
+            "DELETE FROM users WHERE id = 90000000 + i; SET i = i + 1; END WHILE; END")
+    m = q(conn, 'SELECT MAX(id) FROM users WHERE id < 50000000')[0][0]
+    out = {}
+    for name, call in (('update', 'CALL zdt_bench_upd(%d, %d)' % (n, m)), ('insert', 'CALL zdt_bench_ins(%d)' % n),
+                       ('delete', 'CALL zdt_bench_del(%d)' % n)):
+        t0 = time.time()
+        q(conn, call)
+        out[name] = n / (time.time() - t0)
+    for p in ('upd', 'ins', 'del'):
+        q(conn, 'DROP PROCEDURE zdt_bench_%s' % p)
+    return out
+
+
+def run_ptosc(mariadb, writer):
+    tool = shutil.which('pt-online-schema-change')
+    if not tool:
+        return None
+    dsn = 'S=%s,u=root,D=%s,t=users' % (mariadb.socket, DB)
+    argv = [tool, '--execute', '--alter', 'ENGINE=InnoDB', '--chunk-time', '0.5', '--recursion-method', 'none',
+            '--no-check-replication-filters', '--max-load', 'Threads_running=25', '--critical-load', 'Threads_running=200',
+            '--set-vars', 'lock_wait_timeout=5', '--progress', 'time,1', dsn]
+    writer.set_phase('pt-osc')
+    t0 = time.time()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1800, check=False)
+    total = time.time() - t0
+    out = proc.stdout.decode(errors='replace')
+    if proc.returncode != 0:
+        print('pt-online-schema-change failed (rc=%d):\n%s' % (proc.returncode, out[-2000:]))
+        return None
+    copy = None
+    stamps = re.findall(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d) (Copying approximately|Copied rows OK)', out, re.M)
+    if len(stamps) >= 2:
+        import datetime
+        fmt = '%Y-%m-%dT%H:%M:%S'
+        copy = (datetime.datetime.strptime(stamps[-1][0], fmt) - datetime.datetime.strptime(stamps[0][0], fmt)).total_seconds()
+    return dict(total=total, copy=copy)
+
+
+def diff_count(conn):
+    a = q(conn, 'SELECT COUNT(*) FROM users u LEFT JOIN addresses a ON a.user_id = u.id '
+                'WHERE (u.address_line_1 IS NOT NULL OR u.address_line_2 IS NOT NULL) '
+                'AND (a.user_id IS NULL OR NOT (BINARY a.address_line_1 <=> BINARY u.address_line_1 '
+                'AND BINARY a.address_line_2 <=> BINARY u.address_line_2))')[0][0]
+    b = q(conn, 'SELECT COUNT(*) FROM addresses a LEFT JOIN users u ON u.id = a.user_id '
+                'WHERE u.id IS NULL OR (u.address_line_1 IS NULL AND u.address_line_2 IS NULL)')[0][0]
+    return int(a) + int(b)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--rows', type=int, default=1000000)
+    ap.add_argument('--rate', type=int, default=1000, help='application writes per second during the copies')
+    ap.add_argument('--chunk-time', type=float, default=0.5)
+    ap.add_argument('--tp-ops', type=int, default=20000, help='ops per single-row throughput loop')
+    ap.add_argument('--root', default='/tmp/zdt-bench-backfill')
+    ap.add_argument('--skip-ptosc', action='store_true')
+    args = ap.parse_args()
+
+    sb = Sandbox(args.root, preferred_ports={})
+    db = sb.mariadb
+    db.start()
+    try:
+        db.create_database(DB)
+        conn = db.root_connect(DB)
+        t0 = time.time()
+        create_schema(conn, args.rows)
+        print('seeded users: %d rows in %.1fs (sandbox %s, port %d)' % (args.rows, time.time() - t0, args.root, db.port))
+        print('server: %s, innodb_autoinc_lock_mode=%s' % q(conn, 'SELECT VERSION(), @@innodb_autoinc_lock_mode')[0])
+
+        tp_before = write_throughput(conn, args.tp_ops, 'a')
+        writer = AppWriter(db, args.rate, args.rows)
+        writer.start()
+        time.sleep(3)
+        phases = {'idle': 3.0}
+
+        pt = None
+        if not args.skip_ptosc:
+            t0 = time.time()
+            pt = run_ptosc(db, writer)
+            phases['pt-osc'] = time.time() - t0
+        writer.set_phase('between')
+        create_addresses(conn)
+
+        writer.set_phase('bare')
+        t0 = time.time()
+        q(conn, 'INSERT INTO addresses (user_id, address_line_1, address_line_2) SELECT id, address_line_1, address_line_2 '
+                'FROM users WHERE address_line_1 IS NOT NULL OR address_line_2 IS NOT NULL')
+        bare = time.time() - t0
+        phases['bare'] = bare
+        writer.set_phase('between')
+        q(conn, 'TRUNCATE TABLE addresses')
+        q(conn, 'CREATE TABLE users_pkonly LIKE users')
+        t0 = time.time()
+        q(conn, 'INSERT INTO users_pkonly SELECT * FROM users')
+        bare_pk = time.time() - t0
+        q(conn, 'DROP TABLE users_pkonly')
+        time.sleep(1)
+
+        mig = parse_migration(MIGRATION)
+        writer.set_phase('ours')
+        t0 = time.time()
+        res = sync_present(db.root_connect(DB), DB, mig, verify=False, chunk_time=args.chunk_time)
+        ours_total = time.time() - t0
+        phases['ours'] = ours_total
+        writer.set_phase('after')
+        time.sleep(2)
+        writer.finish()
+        entry = res['entries'][0]['backfill']
+        plan = inspect_all(conn, DB, mig)[0]
+        t0 = time.time()
+        ver = Verifier(db.root_connect(DB), plan).run() if True else None
+        verify_s = time.time() - t0
+        exact_diff = diff_count(conn)
+        tp_after = write_throughput(conn, args.tp_ops, 'b')
+
+        rows_total = entry['rows_total']
+        ours_rate = rows_total / entry['seconds']
+        bare_rate = rows_total / bare
+        print()
+        print('== copy speed (%d source rows; app writer at %d writes/s during each copy)' % (rows_total, args.rate))
+        print('bare INSERT...SELECT into addresses (UNIQUE+FK): %6.2fs  %9.0f rows/s' % (bare, bare_rate))
+        print('bare INSERT...SELECT into PK-only copy of users: %6.2fs  %9.0f rows/s' % (bare_pk, args.rows / bare_pk))
+        if pt:
+            pt_rate = args.rows / pt['total']
+            print('pt-online-schema-change users (total):           %6.2fs  %9.0f rows/s' % (pt['total'], pt_rate))
+            if pt['copy']:
+                print('pt-online-schema-change users (copy phase, 1s res): %5.0fs  %9.0f rows/s' % (pt['copy'], args.rows / pt['copy']))
+        print('ours: triggers + backfill (strategy %s):      %6.2fs  %9.0f rows/s  (%d chunks, max chunk %.3fs, rows_copied %d)'
+              % (entry['strategy'], entry['seconds'], ours_rate, entry['chunks'], entry['max_chunk_seconds'], entry['rows_copied']))
+        print('ours: verify (chunked checksums):               %6.2fs  rows_checked %d  mismatches %d'
+              % (verify_s, ver['rows_checked'], ver['mismatches']))
+        print('independent anti-join diff count after the run: %d' % exact_diff)
+        print('ratio ours / bare INSERT...SELECT (same target): %.2f' % (ours_rate / bare_rate))
+        if pt:
+            print('ratio ours / pt-osc (total):                     %.2f' % (ours_rate / pt_rate))
+        print()
+        print('== single-row write throughput, server-side loops of %d ops' % args.tp_ops)
+        for op in ('update', 'insert', 'delete'):
+            print('%-7s without triggers %8.0f/s   with triggers %8.0f/s   cost %5.1f%%'
+                  % (op, tp_before[op], tp_after[op], 100.0 * (1 - tp_after[op] / tp_before[op])))
+        print()
+        print('== application view (target %d writes/s, 2 connections, single-row autocommit writes on users)' % args.rate)
+        for name in ('idle', 'pt-osc', 'bare', 'ours'):
+            if name not in phases:
+                continue
+            st = writer.phase_stats(name, phases[name])
+            print('%-7s %6.1fs  %7.0f writes/s  p50 %6.2f ms  p99 %7.2f ms  max %8.2f ms  errors %d %s'
+                  % (name, phases[name], st['per_second'], st['p50_ms'], st['p99_ms'], st['max_ms'], st['errors'],
+                     st['error_codes'] or ''))
+    finally:
+        sb.stop_all()
+
+
+if __name__ == '__main__':
+    main()
