@@ -463,8 +463,17 @@ class HAProxy:
             if os.path.exists(path):
                 os.unlink(path)  # left by a crashed run; a live one would hold our pid file
         argv = ['haproxy', '-W', '-S', self.master_socket + ',mode,600', '-f', self.cfg_path]
-        self.process.start(argv, port=self.frontend_port, timeout=15,
-                           ready=lambda: os.path.exists(self.stats_socket))
+        self.process.start(argv, port=self.frontend_port, timeout=15, ready=self._ready)
+
+    def _ready(self):
+        """Both the worker's admin socket and the master socket answer."""
+        try:
+            with haproxy_runtime.RuntimeClient(self.stats_socket, timeout=1) as client:
+                client.show_info()
+            haproxy_runtime.MasterClient(self.master_socket, timeout=1).show_proc()
+        except haproxy_runtime.HAProxyError:
+            return False
+        return True
 
     def admin_command(self, command, timeout=5):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
