@@ -16,7 +16,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 @pytest.fixture(scope='session')
 def sandbox():
     """A private stack for this test session: random free ports, stopped at the end even on failure."""
-    root = tempfile.mkdtemp(prefix='zdt-it-')
+    root = os.environ.get('ZDT_IT_SANDBOX_ROOT') or tempfile.mkdtemp(prefix='zdt-it-')
     stack = Sandbox(root, preferred_ports={})
     try:
         yield stack

@@ -3,6 +3,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -111,3 +113,39 @@ def test_haproxy_reload_keeps_runtime_state(stack):
     state = stack.haproxy.admin_command('show servers state app')
     green = [line.split() for line in state.splitlines() if ' green1 ' in line][0]
     assert int(green[6]) & 1  # srv_admin_state: forced maintenance survived the reload
+
+
+def _processes_mentioning(text):
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as handle:
+                cmdline = handle.read().replace(b'\0', b' ').decode(errors='replace')
+        except OSError:
+            continue
+        if text in cmdline and int(entry) != os.getpid():
+            found.append((int(entry), cmdline))
+    return found
+
+
+@pytest.mark.skipif(os.environ.get('ZDT_DELIBERATE_FAILURE') != '1', reason='run only by test_failed_test_leaves_nothing')
+def test_deliberate_failure(mariadb):
+    mariadb.create_database('doomed')
+    assert False, 'this test fails on purpose'
+
+
+def test_failed_test_leaves_nothing_behind(tmp_path):
+    """A failing test still stops every sandbox process and frees its ports."""
+    root = str(tmp_path / 'failing-run')
+    env = dict(os.environ, ZDT_DELIBERATE_FAILURE='1', ZDT_IT_SANDBOX_ROOT=root)
+    proc = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                           __file__ + '::test_deliberate_failure'], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, check=False, timeout=120)
+    output = proc.stdout.decode(errors='replace')
+    assert proc.returncode == 1 and 'this test fails on purpose' in output, output
+    with open(os.path.join(root, 'ports.json'), encoding='utf-8') as handle:
+        ports = json.load(handle)
+    assert _processes_mentioning(root) == []
+    assert all(port_is_free(port) for port in ports.values())
