@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark the trigger-sync backfill against a bare INSERT ... SELECT and pt-online-schema-change.
 
 Everything runs in one private sandbox MariaDB (own root dir, free port) in one run, so the ratios
@@ -127,6 +126,8 @@ class AppWriter(object):
             except pymysql.err.MySQLError as exc:
                 ok = False
                 code = exc.args[0] if exc.args else 0
+            else:
+                code = None
             dt = time.time() - t0
             with self.lock:
                 if ok:
@@ -224,7 +225,7 @@ def diff_count(conn):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     ap.add_argument('--rows', type=int, default=1000000)
     ap.add_argument('--rate', type=int, default=1000, help='application writes per second during the copies')
     ap.add_argument('--chunk-time', type=float, default=0.5)
@@ -285,7 +286,7 @@ def main():
         entry = res['entries'][0]['backfill']
         plan = inspect_all(conn, DB, mig)[0]
         t0 = time.time()
-        ver = Verifier(db.root_connect(DB), plan).run() if True else None
+        ver = Verifier(db.root_connect(DB), plan).run()
         verify_s = time.time() - t0
         exact_diff = diff_count(conn)
         tp_after = write_throughput(conn, args.tp_ops, 'b')

@@ -183,15 +183,18 @@ class SyncPlan(object):
 
     def _update_target(self, prefix):
         sets = ', '.join('%s = %s.%s' % (q(t, 'to.columns'), prefix, q(f, 'from.columns')) for f, t in zip(self.from_columns, self.to_columns))
-        return 'UPDATE %s SET %s WHERE %s = %s.%s;' % (q(self.to_table, 'to.table'), sets, q(self.to_key, 'to.key'), prefix,
-                                                     q(self.from_key, 'from.key'))
+        args = (q(self.to_table, 'to.table'), sets, q(self.to_key, 'to.key'), prefix, q(self.from_key, 'from.key'))
+        return 'UPDATE %s SET %s WHERE %s = %s.%s;' % args
 
     def _delete_target(self, key_expr):
         return 'DELETE FROM %s WHERE %s = %s;' % (q(self.to_table, 'to.table'), q(self.to_key, 'to.key'), key_expr)
 
     def _forward_triggers(self):
         fk = q(self.from_key, 'from.key')
-        name = lambda ev: trigger_name(self.migration_id, self.index, 'fwd', ev)  # noqa: E731
+
+        def name(event):
+            return trigger_name(self.migration_id, self.index, 'fwd', event)
+
         ins = [
             'IF NOT (%s) THEN' % self._all_null('NEW', self.from_columns),
             '  ' + self._upsert_target('NEW'),
@@ -240,7 +243,10 @@ class SyncPlan(object):
 
     def _backward_triggers(self):
         tk = q(self.to_key, 'to.key')
-        name = lambda ev: trigger_name(self.migration_id, self.index, 'bwd', ev)  # noqa: E731
+
+        def name(event):
+            return trigger_name(self.migration_id, self.index, 'bwd', event)
+
         ins = [self._set_source('NEW', 'NEW.' + tk)]
         changed = ['NOT (OLD.%s <=> NEW.%s)' % (tk, tk)]
         for _f, col, _ft, ttype in self.pairs():

@@ -93,9 +93,11 @@ options:
     default: 10
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Reports the triggers it would create and O(backfill) rows_total; changes nothing.
+    details: Reports the triggers it would create and the backfill's rows_total; changes nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: partial
     details: The diff lists the sync triggers before and after; rows copied by the backfill are not part of the diff.
 notes:

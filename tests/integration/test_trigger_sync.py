@@ -109,7 +109,7 @@ class Writer(threading.Thread):
         return '%s-%d-%d' % (prefix, self.slot, self.rng.randrange(10 ** 6))
 
     def attempt(self, conn, fn):
-        for _ in range(50):
+        for _attempt in range(50):
             try:
                 return fn(conn)
             except pymysql.err.OperationalError as exc:
@@ -242,7 +242,7 @@ def stop_writers(writers):
 def test_cross_table_backfill_exact_under_concurrent_writes(db, run):
     conn = db.connect()
     create_users(conn, 10000)
-    initial, _ = snapshot_cross(conn)
+    initial = snapshot_cross(conn)[0]
     backward = threading.Event()
     writers = start_writers(db, initial, 'cross', run, backward)
     try:
@@ -408,7 +408,7 @@ def test_kill_mid_backfill_then_resume(db, run_module):
             proc.wait(10)
         os.unlink(path)
     # wait until the server noticed the dead client (the named lock is released with its connection)
-    for _ in range(100):
+    for _attempt in range(100):
         if execute(conn, "SELECT IS_USED_LOCK(%s)", ('zdt_backfill_%s_2' % db.name,))[0][0] is None:
             break
         time.sleep(0.05)

@@ -164,7 +164,7 @@ def test_run_ddl_retries_lock_timeouts_with_backoff_then_gives_up():
     conn = FakeConn([None, LockTimeout(1205, 'Lock wait timeout exceeded'), None])
     run_ddl(conn, ['CREATE TRIGGER x'], lock_wait_timeout=2, retries=3, sleep=sleeps.append)
     assert conn.log[0] == ('SET SESSION lock_wait_timeout = %s', (2,))
-    assert [s for s, _ in conn.log[1:]] == ['CREATE TRIGGER x', 'CREATE TRIGGER x'] and len(sleeps) == 1
+    assert [entry[0] for entry in conn.log[1:]] == ['CREATE TRIGGER x', 'CREATE TRIGGER x'] and len(sleeps) == 1
     conn = FakeConn([None] + [LockTimeout(1205, 'timeout')] * 5)
     with pytest.raises(Exception) as err:
         run_ddl(conn, ['CREATE TRIGGER y'], retries=2, sleep=lambda s: None)
