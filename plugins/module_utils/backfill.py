@@ -48,6 +48,7 @@ MIN_CHUNK = 10
 MAX_CHUNK = 1000000
 MAX_SLICE = 20000
 SLICE_TIME = 0.02
+SELECT_SLICE_TIME = 0.004
 CHUNK_RETRIES = 10
 
 
@@ -100,7 +101,7 @@ class Backfill(object):
     """Backfill one sync entry with a dedicated connection (the module's connection)."""
 
     def __init__(self, conn, db, plan, chunk_time=0.5, chunk_size=1000, max_threads_running=25,
-                 sleep=time.sleep, clock=time.time):
+                 sleep=time.sleep, clock=time.time, strategy=None):
         self.conn = conn
         self.db = db
         self.plan = plan
@@ -110,6 +111,11 @@ class Backfill(object):
         self.sleep = sleep
         self.clock = clock
         self.strategy = choose_strategy(plan)
+        if strategy and plan.kind == 'cross' and strategy in ('values', 'select'):
+            self.strategy = strategy
+        # An INSERT ... SELECT into a table with an AUTO_INCREMENT column holds the table-level AUTO-INC
+        # lock for the whole statement: keep such slices very short.
+        self.slice_time = SELECT_SLICE_TIME if (self.strategy == 'select' and plan.target_autoinc) else SLICE_TIME
         self.key_sql = q(plan.from_key, 'from.key')
         self.from_sql = q(plan.from_table, 'from.table')
         self.to_sql = q(plan.to_table, 'to.table')
@@ -293,8 +299,11 @@ class Backfill(object):
             finally:
                 cur.close()
 
-    def run_chunk(self, lo, hi, cleanup):
-        """Copy the chunk (lo, hi] as a series of short slices; return (scanned, written).
+    def run_chunk(self, lo, hi, cleanup, deadline=None):
+        """Copy the chunk (lo, hi] as a series of short slices; return (scanned, written, key reached).
+
+        The chunk also ends early when ``deadline`` has passed, so no chunk runs much longer than
+        chunk_time even when the machine slows down.
 
         A slice is one transaction that holds shared locks on its source rows while it runs, so a
         slice is kept to about SLICE_TIME seconds: an application write to a row being copied waits
@@ -303,6 +312,8 @@ class Backfill(object):
         scanned_sum, rows_sum = 0, 0
         s_lo = lo
         while True:
+            if deadline is not None and s_lo != lo and self.clock() >= deadline:
+                return scanned_sum, rows_sum, s_lo     # chunk_time used up: the chunk ends here
             s_hi = self.boundary(s_lo, hi, self.slice_rows)
             last = s_hi is None or s_hi == hi
             if s_hi is None:
@@ -317,13 +328,13 @@ class Backfill(object):
                 continue
             dt = self.clock() - t0
             self.max_slice_seconds = max(self.max_slice_seconds, dt)
-            target = int(self.slice_rows * SLICE_TIME / max(dt, 0.0005))
+            target = int(self.slice_rows * self.slice_time / max(dt, 0.0005))
             self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.slice_rows * 2, max(self.slice_rows // 2, target)))
             scanned_sum += scanned
             rows_sum += rows
             s_lo = s_hi
             if last:
-                return scanned_sum, rows_sum
+                return scanned_sum, rows_sum, s_hi
 
     # ---------------------------------------------------------------- driver
 
@@ -361,7 +372,9 @@ class Backfill(object):
                 if hi is None:
                     hi = max_key
                 t0 = self.clock()
-                _scanned, rows = self.run_chunk(lo, hi, cleanup)
+                _scanned, rows, reached = self.run_chunk(lo, hi, cleanup, deadline=t0 + self.chunk_time)
+                if reached != hi:
+                    hi, last = reached, False
                 dt = self.clock() - t0
                 self.max_chunk_seconds = max(self.max_chunk_seconds, dt)
                 result['chunks'] += 1

@@ -49,7 +49,7 @@ def lock_timeout(lock_wait_timeout, ddl_retries):
 
 
 def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5, chunk_size=1000, max_threads_running=25,
-                 lock_wait_timeout=1, ddl_retries=10, check_mode=False):
+                 lock_wait_timeout=1, ddl_retries=10, check_mode=False, strategy=None):
     plans = inspect_all(conn, db, migration)
     all_names = [t.name for p in plans for t in p.triggers()]
     present, missing = classify(conn, db, plans)
@@ -91,7 +91,8 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
             created_here = any(t.name in missing_names and not _is_backward(t) for t in plan.triggers())
             if backfill:
                 before = sync_state.read(conn, db, plan.migration_id, plan.index)
-                runner = Backfill(conn, db, plan, chunk_time=chunk_time, chunk_size=chunk_size, max_threads_running=max_threads_running)
+                runner = Backfill(conn, db, plan, chunk_time=chunk_time, chunk_size=chunk_size, max_threads_running=max_threads_running,
+                                  strategy=strategy)
                 res = runner.run(fresh=created_here)
                 if created_here or before is None or before['state'] != 'done':
                     changed = True
