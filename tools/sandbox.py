@@ -13,6 +13,7 @@ system's MariaDB and HAProxy services are never touched.
 import argparse
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -77,9 +78,15 @@ def port_accepts(port, host='127.0.0.1', timeout=0.5):
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range, which outgoing connections may take at any moment."""
+    with open('/proc/sys/net/ipv4/ip_local_port_range', encoding='ascii') as handle:
+        ephemeral_low = int(handle.read().split()[0])
+    rng = random.SystemRandom()
+    for _attempt in range(200):
+        port = rng.randrange(15000, max(ephemeral_low, 15001))
+        if port_is_free(port):
+            return port
+    raise SandboxError('no free port found between 15000 and %d' % ephemeral_low)
 
 
 class PidFile:
