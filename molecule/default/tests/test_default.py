@@ -1,5 +1,41 @@
-"""Placeholder."""
+"""After site.yml and upgrade.yml under load (twice): v2 serves, schema contracted, nothing lost."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))
+
+import zdt_checks  # noqa: E402  pylint: disable=wrong-import-position
+
+testinfra_hosts = ['localhost']
 
 
-def test_sandbox_mariadb_listens(host):
-    assert host.file('/tmp').is_directory
+def test_v2_serves_through_the_load_balancer():
+    for _request in range(10):
+        status, version, _body = zdt_checks.get(zdt_checks.ports()['lb'])
+        assert (status, version) == (200, '2')
+
+
+def test_old_color_is_stopped():
+    assert not zdt_checks.accepts(zdt_checks.ports()['blue'])
+
+
+def test_schema_is_contracted():
+    assert 'address_line_1' not in zdt_checks.columns('users')
+    assert zdt_checks.columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
+    indexes = {row[2] for row in zdt_checks.db_query('SHOW INDEX FROM addresses')}
+    assert 'addresses_user' in indexes and 'addresses_user_id' not in indexes
+
+
+def test_no_sync_trigger_is_left():
+    assert zdt_checks.zdt_triggers() == ()
+
+
+def test_no_failed_request_and_no_lost_write():
+    reports = zdt_checks.load_reports()
+    assert len(reports) == 2  # converge and the idempotence run
+    for report in reports:
+        assert report['requests'] > 0
+        assert report['failed'] == 0, report['failures']
+        assert report['verify']['lost_writes'] == 0, report['verify']['lost']
+    # The first run saw both versions serve during the switch.
+    assert set(reports[0]['versions']) == {'1', '2'}

@@ -1,0 +1,63 @@
+"""Checks the molecule verifiers share: the sandbox stack as the scenario left it."""
+import glob
+import http.client
+import json
+import os
+
+import pymysql
+
+SANDBOX = os.path.join(os.environ['MOLECULE_EPHEMERAL_DIRECTORY'], 'sandbox')
+
+
+def ports():
+    with open(os.path.join(SANDBOX, 'ports.json'), encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def db_query(sql, args=None, database='app'):
+    conn = pymysql.connect(unix_socket=os.path.join(SANDBOX, 'mariadb', 'mysqld.sock'), user='root', database=database,
+                           ssl_disabled=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def columns(table):
+    return [row[0] for row in db_query('SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() '
+                                       'AND table_name = %s ORDER BY ordinal_position', (table,))]
+
+
+def zdt_triggers():
+    return db_query("SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE() "
+                    "AND trigger_name LIKE 'zdt\\\\_%%'")
+
+
+def get(port, path='/health'):
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+    try:
+        conn.request('GET', path)
+        response = conn.getresponse()
+        return response.status, response.getheader('X-App-Version'), response.read()
+    finally:
+        conn.close()
+
+
+def accepts(port):
+    try:
+        get(port)
+        return True
+    except OSError:
+        return False
+
+
+def load_reports():
+    reports = []
+    for path in sorted(glob.glob(os.path.join(SANDBOX, 'load-*.json'))):
+        if path.endswith('load-job.json'):
+            continue
+        with open(path, encoding='utf-8') as handle:
+            reports.append(json.load(handle))
+    return reports
