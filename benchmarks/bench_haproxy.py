@@ -270,8 +270,8 @@ def main():
     print('%-6s %12s %12s %12s %12s %14s %14s'
           % ('conns', 'direct p50', 'haproxy p50', 'direct p99', 'haproxy p99', 'added p50 ms', 'added p99 ms'))
     for conns, direct, via in lat:
-        print('%-6d %12.3f %12.3f %12.3f %12.3f %14.3f %14.3f' % (conns, direct['p50'], via['p50'], direct['p99'], via['p99'],
-                                                                 via['p50'] - direct['p50'], via['p99'] - direct['p99']))
+        print('%-6d %12.3f %12.3f %12.3f %12.3f %14.3f %14.3f'
+              % (conns, direct['p50'], via['p50'], direct['p99'], via['p99'], via['p50'] - direct['p50'], via['p99'] - direct['p99']))
     ours = [r for r in rows if r['method'] not in ('naive -sf restart',)]
     bad = [r for r in ours if errors_of(r) or 'action_error' in r]
     print('\nerrors in our methods: %d' % sum(errors_of(r) for r in ours))
