@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIXTURES = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'migrations')
+FIXTURES = os.path.join(REPO_ROOT, 'sample', 'migrations')
 USERS = os.path.join(FIXTURES, '001_users.yml')
 ADDRESSES = os.path.join(FIXTURES, '002_addresses.yml')
 

@@ -3,6 +3,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -204,6 +205,10 @@ def test_several_commands_on_one_connection(fake):
         servers = client.servers('app')
         client.set_server_weight('app', 'green1', 90)
         client.set_server_state('app', 'green1', 'ready')
+    # The fake server's thread reads the final 'quit' after the client has moved on: give it a moment.
+    deadline = time.monotonic() + 5
+    while cli.received[-1:] != ['quit'] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert cli.connections == 1
     assert cli.received == ['prompt', 'show servers state app', 'show stat app -1 -1', 'set server app/green1 weight 90',
                             'set server app/green1 state ready', 'quit']

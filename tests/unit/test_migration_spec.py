@@ -8,7 +8,7 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import Identi
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import (
     CURRENT_TIMESTAMP, NO_DEFAULT, Migration, SyncSpec, parse_column, parse_migration, parse_type)
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'migrations')
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'sample', 'migrations')
 ADDRESSES = os.path.join(FIXTURES, '002_addresses.yml')
 
 

@@ -7,7 +7,7 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import Databa
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
 from ansible_collections.zdt.bluegreen.plugins.module_utils import schema_changes as sc
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'migrations')
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'sample', 'migrations')
 ADDRESSES = parse_migration(os.path.join(FIXTURES, '002_addresses.yml'))
 USERS_COLS = ['id', 'name', 'email', 'address_line_1', 'address_line_2']
 

@@ -1,4 +1,6 @@
 """SQL generation of the sync triggers, the backfill and the verifier (no server)."""
+import os
+
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import IdentifierError
@@ -97,7 +99,7 @@ def test_reserved_and_unicode_identifiers_are_quoted():
 
 
 def test_spec_from_the_seed_migration_file():
-    mig = parse_migration('tests/fixtures/migrations/002_addresses.yml')
+    mig = parse_migration(os.path.join(os.path.dirname(__file__), '..', '..', 'sample', 'migrations', '002_addresses.yml'))
     plan = SyncPlan(mig.id, mig.sync[0], ['varchar', 'varchar'], ['varchar', 'varchar'], 'int', target_autoinc='id')
     assert len(plan.triggers()) == 6 and plan.kind == 'cross'
 
