@@ -59,32 +59,47 @@ def read_timeline(path):
         return [json.loads(line) for line in handle if line.strip()]
 
 
+# (role, task file) -> the upgrade phase it belongs to; tasks of the playbooks themselves and a
+# role's main.yml belong to the phase already running.
+PHASES = {
+    ('zdt.bluegreen.traffic_switch', 'status'): 'plan: read the live color',
+    ('zdt.bluegreen.schema_migration', 'database'): 'database',
+    ('zdt.bluegreen.schema_migration', 'expand'): 'expand',
+    ('zdt.bluegreen.schema_migration', 'sync'): 'triggers + backfill + verify',
+    ('zdt.bluegreen.schema_migration', 'sync_poll'): 'triggers + backfill + verify',
+    ('zdt.bluegreen.app_release', 'supervised'): 'start the new version',
+    ('zdt.bluegreen.app_release', 'systemd'): 'start the new version',
+    ('zdt.bluegreen.smoke_test', 'main'): 'smoke test',
+    ('zdt.bluegreen.traffic_switch', 'step'): 'switch + drain',
+    ('zdt.bluegreen.traffic_switch', 'main'): 'switch + drain',
+    ('zdt.bluegreen.app_release', 'stop'): 'stop the old version',
+    ('zdt.bluegreen.schema_migration', 'drop_sync'): 'drop the triggers',
+    ('zdt.bluegreen.schema_migration', 'contract'): 'contract',
+}
+
+
 def phase_of(event):
-    """Name a task's phase from its role and the task file it came from."""
-    role = event.get('role') or 'playbook'
+    """The upgrade phase a task belongs to, or None when it continues the current one."""
     path = (event.get('path') or '').split(':')[0]
-    tasks_file = os.path.splitext(os.path.basename(path))[0] if '/tasks/' in path else ''
-    if tasks_file and tasks_file != 'main':
-        return '%s/%s' % (role, tasks_file)
-    return role
+    tasks_file = os.path.splitext(os.path.basename(path))[0] if '/tasks/' in path else None
+    return PHASES.get((event.get('role'), tasks_file))
 
 
 def phases(events, launch):
     """Consecutive tasks of one phase, with start/end times and the figures modules reported."""
     result = []
-    tasks = []
     current = None
+    first_task = None
     end_time = launch
     for event in events:
         if event['event'] == 'task_start':
-            name = phase_of(event)
+            first_task = first_task or event['time']
+            name = phase_of(event) or (current['name'] if current else 'plan: read the live color')
             if current is None or current['name'] != name:
                 current = {'name': name, 'start': event['time'], 'end': event['time'], 'tasks': 0, 'figures': {}}
                 result.append(current)
             current['tasks'] += 1
-            tasks.append(event)
         elif event['event'] == 'task_result' and current is not None:
-            current['end'] = max(current['end'], event['time'])
             current['figures'].update(event.get('figures') or {})
         end_time = event['time']
     # A phase lasts until the next one starts (the gap is Ansible's own dispatch time).
@@ -92,8 +107,7 @@ def phases(events, launch):
         here['end'] = following['start']
     if result:
         result[-1]['end'] = end_time
-    first_task = tasks[0]['time'] if tasks else launch
-    return result, first_task - launch
+    return result, (first_task or launch) - launch
 
 
 def measure_task_overhead(workdir):
