@@ -10,7 +10,7 @@ COLLECTION_LINK := .collections/ansible_collections/zdt/bluegreen
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: all bootstrap demo test unit sanity lint integration molecule clean sandbox-stop build
+.PHONY: all bootstrap demo test unit sanity lint integration molecule clean sandbox-stop build build-check
 
 all: test
 
@@ -42,7 +42,7 @@ demo: bootstrap
 
 # ---- everything CI runs ----
 test: bootstrap
-	$(MAKE) --no-print-directory unit sanity lint integration molecule
+	$(MAKE) --no-print-directory unit sanity lint build-check integration molecule
 
 unit: bootstrap
 	$(BIN)/pytest -q tests/unit
@@ -66,6 +66,12 @@ molecule: bootstrap
 build: bootstrap
 	@mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+# The artifact holds the collection, never test debris, venvs or sandbox state.
+build-check: build
+	@if tar tzf build/zdt-bluegreen-*.tar.gz | grep -E '(__pycache__|\.pyc$$|^\.(sandbox|venv|cache|collections|ansible)/|^report/|^build/|tests/output)'; then \
+	  echo "build-check: debris in the collection artifact (see above)"; exit 1; \
+	else echo "build-check: artifact clean"; fi
 
 sandbox-stop:
 	$(PY) tools/sandbox.py stop
