@@ -77,7 +77,7 @@ def test_expand_contract_cycle_is_idempotent(users_db, run_module):
     second = ok(expand(run_module, db, ADDRESSES))
     assert second['changed'] is False and second['statements'] == []
     assert db.query('SELECT change_number, description FROM changelog ORDER BY change_number') == (
-        (1, 'Create the users table'), (2, 'Move addresses from users into their own table'))
+        (1, 'Create the users table with a single address per user'), (2, 'Move addresses from users into their own table'))
 
     contract = ok(expand(run_module, db, ADDRESSES, 'contract'))
     assert contract['changed'] is True
