@@ -60,6 +60,8 @@ class Config:
         self.stop_timeout = _float(env, 'APP_STOP_TIMEOUT', 25.0)
         self.pidfile = env.get('APP_PIDFILE') or None
         self.test_hooks = bool(_bool(env, 'APP_TEST_HOOKS', False))
+        # Test-only fault (with APP_TEST_HOOKS=1): GET /test/check answers 503 once this many requests were served.
+        self.test_fail_check_after = _int(env, 'APP_TEST_FAIL_CHECK_AFTER', None, minimum=0)
         self.access_log = bool(_bool(env, 'APP_ACCESS_LOG', False))
         self.db_host = env.get('DB_HOST') or '127.0.0.1'
         self.db_port = _int(env, 'DB_PORT', 3306, minimum=1)

@@ -93,6 +93,8 @@ class Service:
         self.config = config
         self.pool = pool
         self._routes = [(method, re.compile('^' + pattern + '$'), handler) for method, pattern, handler in self.routes()]
+        self._served = 0
+        self._served_lock = threading.Lock()
 
     def routes(self):
         """A list of (method, regex, handler); named groups are passed to handler(request, **groups)."""
@@ -114,6 +116,27 @@ class Service:
 
     def health_query(self):
         return 'SELECT 1'
+
+    def count_served(self):
+        """Count one application request (not /health, not /test/check); returns the new count."""
+        with self._served_lock:
+            self._served += 1
+            return self._served
+
+    def test_check(self, request):  # pylint: disable=unused-argument
+        """GET /test/check (APP_TEST_HOOKS=1 only): a check a test can make fail on purpose.
+
+        200 until the process has served APP_TEST_FAIL_CHECK_AFTER application requests, 503 from then on
+        (always 200 when that is unset).  It lets a test build "a release that passes its first checks and
+        fails its smoke check after it took traffic" without failing any request the clients make.
+        """
+        with self._served_lock:
+            served = self._served
+        limit = self.config.test_fail_check_after
+        if limit is not None and served >= limit:
+            return json_response(503, {'error': 'test fault: failing after %d served requests' % limit,
+                                       'served': served, 'version': self.version})
+        return json_response(200, {'status': 'ok', 'served': served, 'version': self.version})
 
     def dispatch(self, request):
         allowed = []
@@ -240,7 +263,10 @@ class Handler(BaseHTTPRequestHandler):
             request = Request(self.command, parts.path, query, self.headers, body)
             if parts.path == '/health':
                 response = service.health(request)
+            elif self.server.config.test_hooks and parts.path == '/test/check':
+                response = service.test_check(request)
             else:
+                service.count_served()
                 response = service.dispatch(request)
         except Exception as exc:  # pylint: disable=broad-except
             response = error_response(exc)
