@@ -1,0 +1,145 @@
+"""After site.yml and upgrade.yml under load (twice) on namespace hosts: v2 serves through lb1
+from both green hosts, schema contracted, nothing lost. HTTP checks run inside the client
+namespace (ip netns exec); the database and HAProxy are read over their unix sockets (files)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pymysql
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))
+
+import zdt_checks  # noqa: E402  pylint: disable=wrong-import-position
+
+testinfra_hosts = ['localhost']
+
+EPHEMERAL = os.environ['MOLECULE_EPHEMERAL_DIRECTORY']
+HOSTS_DIR = os.path.join(zdt_checks.SANDBOX, 'hosts')
+APP_PORT = 8080
+LB_PORT = 8000
+
+# Runs inside a namespace: one HTTP GET, or a connection attempt, printed as JSON.
+PROBE = r'''
+import http.client, json, sys
+host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    conn.request('GET', path)
+    response = conn.getresponse()
+    print(json.dumps({'status': response.status, 'version': response.getheader('X-App-Version')}))
+except OSError as exc:
+    print(json.dumps({'error': str(exc)}))
+'''
+
+
+def plan():
+    with open(os.path.join(EPHEMERAL, 'netns', 'hosts.json'), encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def probe_from(client, host, port, path='/health'):
+    """GET host:port/path from inside the namespace of `client`."""
+    netns = plan()[client]['netns']
+    out = subprocess.run(['ip', 'netns', 'exec', netns, sys.executable, '-c', PROBE, host, str(port), path],
+                         stdout=subprocess.PIPE, check=True, universal_newlines=True).stdout
+    return json.loads(out)
+
+
+def db_query(sql, args=None):
+    conn = pymysql.connect(unix_socket=os.path.join(HOSTS_DIR, 'db', 'mariadb', 'mysqld.sock'), user='root',
+                           database='app', ssl_disabled=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def columns(table):
+    return [row[0] for row in db_query('SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() '
+                                       'AND table_name = %s ORDER BY ordinal_position', (table,))]
+
+
+def haproxy_stats():
+    """{server: row} of HAProxy's `show stat`, read over lb1's admin socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(os.path.join(HOSTS_DIR, 'lb1', 'haproxy', 'admin.sock'))
+        sock.sendall(b'show stat\n')
+        data = b''
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    lines = [line for line in data.decode().splitlines() if line.strip()]
+    header = lines[0].lstrip('# ').split(',')
+    rows = [dict(zip(header, line.split(','))) for line in lines[1:]]
+    return {row['svname']: row for row in rows if row['pxname'] == 'app'}
+
+
+def test_hosts_are_namespaces_on_the_private_subnet():
+    hosts = plan()
+    assert sorted(hosts) == ['blue1', 'blue2', 'client', 'db', 'green1', 'green2', 'lb1']
+    for host in hosts.values():
+        assert host['address'].startswith('10.231.77.')
+    # The root namespace has no address on the subnet and drops anything sent to it.
+    assert '10.231.77.' not in subprocess.run(['ip', '-o', 'addr', 'show'], stdout=subprocess.PIPE, check=True,
+                                              universal_newlines=True).stdout
+    assert '10.231.77.0/24' in subprocess.run(['ip', 'route', 'show', 'type', 'blackhole'], stdout=subprocess.PIPE,
+                                              check=True, universal_newlines=True).stdout
+
+
+def test_v2_serves_through_the_load_balancer():
+    lb_address = plan()['lb1']['address']
+    for _request in range(10):
+        assert probe_from('client', lb_address, LB_PORT) == {'status': 200, 'version': '2'}
+
+
+def test_new_color_hosts_serve_v2_and_old_color_hosts_are_stopped():
+    hosts = plan()
+    for name in ('green1', 'green2'):
+        assert probe_from('client', hosts[name]['address'], APP_PORT) == {'status': 200, 'version': '2'}
+    for name in ('blue1', 'blue2'):
+        assert 'error' in probe_from('client', hosts[name]['address'], APP_PORT)
+
+
+def test_both_v2_hosts_served_load_balanced_traffic():
+    stats = haproxy_stats()
+    for name in ('green1', 'green2'):
+        assert int(stats[name]['stot']) > 0, stats[name]
+        assert stats[name]['status'].startswith('UP'), stats[name]
+
+
+def test_apps_reach_the_database_over_the_db_namespace_address():
+    db_address = plan()['db']['address']
+    sql = "SELECT SUBSTRING_INDEX(host, ':', 1) FROM information_schema.processlist WHERE user = 'zdt'"
+    clients = {row[0] for row in db_query(sql)}
+    assert {plan()[name]['address'] for name in ('green1', 'green2')} <= clients
+    assert db_address not in clients
+
+
+def test_schema_is_contracted():
+    assert 'address_line_1' not in columns('users')
+    assert columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
+    indexes = {row[2] for row in db_query('SHOW INDEX FROM addresses')}
+    assert 'addresses_user' in indexes and 'addresses_user_id' not in indexes
+
+
+def test_no_sync_trigger_is_left():
+    assert db_query("SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE() "
+                    "AND trigger_name LIKE 'zdt\\\\_%%'") == ()
+
+
+def test_no_failed_request_and_no_lost_write():
+    reports = zdt_checks.load_reports()
+    assert len(reports) == 2  # converge and the idempotence run
+    for report in reports:
+        assert report['requests'] > 0
+        assert report['failed'] == 0, report['failures']
+        assert report['verify']['lost_writes'] == 0, report['verify']['lost']
+    # The first run saw both versions serve during the switch.
+    assert set(reports[0]['versions']) == {'1', '2'}
