@@ -107,11 +107,19 @@ def test_new_color_hosts_serve_v2_and_old_color_hosts_are_stopped():
         assert 'error' in probe_from('client', hosts[name]['address'], APP_PORT)
 
 
-def test_both_v2_hosts_served_load_balanced_traffic():
+def test_every_app_host_served_through_the_load_balancer():
+    """HAProxy's counters on lb1 (kept since its start: no reload happened): the servers are the
+    app hosts' namespace addresses, and each host of a color took its share of the load."""
+    hosts = plan()
     stats = haproxy_stats()
+    reports = zdt_checks.load_reports()
+    for name in ('blue1', 'blue2', 'green1', 'green2'):
+        assert stats[name]['addr'] == '%s:%d' % (hosts[name]['address'], APP_PORT), stats[name]
+        assert int(stats[name]['hrsp_2xx']) > 0, stats[name]
     for name in ('green1', 'green2'):
-        assert int(stats[name]['stot']) > 0, stats[name]
         assert stats[name]['status'].startswith('UP'), stats[name]
+        # The idempotence run's load all went to v2: each green host answered a fair part of it.
+        assert int(stats[name]['hrsp_2xx']) >= 0.2 * reports[-1]['requests'], (stats[name]['hrsp_2xx'], reports[-1]['requests'])
 
 
 def test_apps_reach_the_database_over_the_db_namespace_address():
