@@ -28,6 +28,20 @@ multi-row ``INSERT … VALUES`` text from the locked rows (``GROUP_CONCAT`` of h
 and runs it as a prepared statement: a "simple insert" that takes only the AUTO-INC mutex.  The new
 table's own key is never given (the new version's ids cannot collide).  Columns whose values do
 not round-trip through a literal (FLOAT, DOUBLE, BIT, spatial) fall back to ``INSERT … SELECT``.
+
+Strategy, chosen at run time from the live schema (:func:`choose_strategy`):
+
+* ``select`` when the target has no AUTO_INCREMENT column: one locking ``INSERT … SELECT … LOCK IN
+  SHARE MODE … ON DUPLICATE KEY UPDATE`` per slice, no literal round trip (the fast path; measured
+  at about the speed of a bare ``INSERT … SELECT``).
+* ``values`` when it has one (whatever ``innodb_autoinc_lock_mode`` is): measured on MariaDB 10.11
+  with mode 1, an ``INSERT … SELECT`` holds the table AUTO-INC lock for the whole statement even
+  when it supplies the AUTO_INCREMENT value itself (a concurrent single-row insert waited 2.9 s
+  behind a 2.9 s copy), so "take the target key from the source key" does not avoid it.  Mode 2
+  would, but MEASUREMENTS.md records duplicate-primary-key collisions of generated ids under mode
+  2; with an upsert such a collision would update a *different* row without any warning, so the
+  copy never lets the server generate ids in bulk.  (The cost: the literal text is built and parsed,
+  about 40 % of the chunk's time; see benchmarks/bench_backfill.py.)
 """
 
 from __future__ import absolute_import, division, print_function
@@ -230,13 +244,19 @@ class Backfill(object):
         plan = self.plan
         cond, args = range_condition(self.key_sql, lo, hi)
         anynn = plan.any_not_null()
-        cur.execute('SELECT COUNT(*), COALESCE(SUM(%s), 0) FROM %s WHERE %s LOCK IN SHARE MODE' % (anynn, self.from_sql, cond), args)
+        # The count is for progress only (a consistent read, no locks).  The copy itself must be a *locking*
+        # read: under READ COMMITTED a plain INSERT ... SELECT reads a snapshot without locks (verified on
+        # MariaDB 10.11), so a row inserted into the range after an earlier locking read, then updated by a
+        # writer that commits while the copy waits for the new row's lock, would be overwritten with its
+        # older value.  ``LOCK IN SHARE MODE`` makes the SELECT lock each row and read its latest committed
+        # value, exactly like the 'values' strategy's read.
+        cur.execute('SELECT COUNT(*), COALESCE(SUM(%s), 0) FROM %s WHERE %s' % (anynn, self.from_sql, cond), args)
         scanned, rows = cur.fetchone()
         if rows:
             cols = ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns])
             src = ', '.join([self.key_sql] + [q(c, 'from.columns') for c in plan.from_columns])
             upd = ', '.join('%s = VALUES(%s)' % (q(c, 'to.columns'), q(c, 'to.columns')) for c in plan.to_columns)
-            cur.execute('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s AND %s ON DUPLICATE KEY UPDATE %s'
+            cur.execute('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s AND %s LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE %s'
                         % (self.to_sql, cols, src, self.from_sql, cond, anynn, upd), args)
             self._check_warnings(cur, 'copying a chunk')
         return int(scanned or 0), int(rows or 0)

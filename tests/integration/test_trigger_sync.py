@@ -43,12 +43,18 @@ def execute(conn, sql, args=None):
         return cur.fetchall()
 
 
-def create_users(conn, rows, line1_len=100, users='users', addresses='addresses', c1='address_line_1', c2='address_line_2'):
+def create_users(conn, rows, line1_len=100, users='users', addresses='addresses', c1='address_line_1', c2='address_line_2', autoinc=True):
     execute(conn, 'CREATE TABLE `%s` (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100), `%s` VARCHAR(100), `%s` VARCHAR(100))'
             % (users, c1, c2))
     if rows:
         execute(conn, "INSERT INTO `%s` (id, name, `%s`, `%s`) SELECT seq, CONCAT('user', seq), IF(seq %% 5 = 0, NULL, CONCAT(seq, ' Main St')), "
                       "IF(seq %% 3 = 0, NULL, CONCAT('Apt ', seq)) FROM seq_1_to_%d" % (users, c1, c2, rows))
+    if not autoinc:
+        # keyed by user_id, no AUTO_INCREMENT column: the backfill takes its 'select' strategy
+        execute(conn, 'CREATE TABLE `%s` (user_id INT NOT NULL PRIMARY KEY, `%s` VARCHAR(%d), `%s` VARCHAR(100), '
+                      'CONSTRAINT `%s_fk` FOREIGN KEY (user_id) REFERENCES `%s` (id) ON DELETE CASCADE)'
+                % (addresses, c1, line1_len, c2, addresses, users))
+        return
     execute(conn, 'CREATE TABLE `%s` (id INT AUTO_INCREMENT PRIMARY KEY, user_id INT NOT NULL, `%s` VARCHAR(%d), `%s` VARCHAR(100), '
                   'UNIQUE KEY `%s_uid` (user_id), CONSTRAINT `%s_fk` FOREIGN KEY (user_id) REFERENCES `%s` (id) ON DELETE CASCADE)'
             % (addresses, c1, line1_len, c2, addresses, addresses, users))
@@ -238,10 +244,10 @@ def stop_writers(writers):
 
 # ------------------------------------------------------------------------------------------ race tests
 
-@pytest.mark.parametrize('run', range(5))
-def test_cross_table_backfill_exact_under_concurrent_writes(db, run):
+@pytest.mark.parametrize('target,run', [('autoinc', r) for r in range(5)] + [('no-autoinc', r) for r in range(5)])
+def test_cross_table_backfill_exact_under_concurrent_writes(db, target, run):
     conn = db.connect()
-    create_users(conn, 10000)
+    create_users(conn, 10000, autoinc=(target == 'autoinc'))
     initial = snapshot_cross(conn)[0]
     backward = threading.Event()
     writers = start_writers(db, initial, 'cross', run, backward)
@@ -258,6 +264,7 @@ def test_cross_table_backfill_exact_under_concurrent_writes(db, run):
         model = stop_writers(writers)
     assert result['backfill']['chunks'] >= 10
     assert result['backfill']['rows_total'] > 9000
+    assert result['entries'][0]['backfill']['strategy'] == ('values' if target == 'autoinc' else 'select')
     assert result['verify']['mismatches'] == 0
     assert sum(w.ops for w in writers) > 500
     users, addrs = snapshot_cross(conn)
@@ -315,6 +322,8 @@ def test_both_directions_and_null_semantics(db, run_module):
     assert execute(conn, 'SELECT address_line_1, address_line_2 FROM addresses WHERE user_id = 100') == ((None, 'two'),)
     execute(conn, "UPDATE users SET address_line_2 = 'TWO' WHERE id = 100")   # case-only change is a change
     assert execute(conn, 'SELECT address_line_2 FROM addresses WHERE user_id = 100') == (('TWO',),)
+    execute(conn, "UPDATE users SET address_line_2 = 'TWO ' WHERE id = 100")  # a trailing-space change is a change
+    assert execute(conn, 'SELECT address_line_2 FROM addresses WHERE user_id = 100') == (('TWO ',),)
     execute(conn, 'DELETE FROM users WHERE id = 100')
     assert execute(conn, 'SELECT COUNT(*) FROM addresses WHERE user_id = 100') == ((0,),)
     # backward: insert an address for a user without one, update, delete -> NULLs
@@ -323,6 +332,8 @@ def test_both_directions_and_null_semantics(db, run_module):
     assert execute(conn, 'SELECT address_line_1, address_line_2 FROM users WHERE id = 1') == (('b1', 'b2'),)
     execute(conn, "UPDATE addresses SET address_line_2 = 'c2' WHERE user_id = 1")
     assert execute(conn, 'SELECT address_line_1, address_line_2 FROM users WHERE id = 1') == (('b1', 'c2'),)
+    execute(conn, "UPDATE addresses SET address_line_2 = 'C2' WHERE user_id = 1")   # case-only change, backward
+    assert execute(conn, 'SELECT address_line_1, address_line_2 FROM users WHERE id = 1') == (('b1', 'C2'),)
     execute(conn, 'DELETE FROM addresses WHERE user_id = 1')
     assert execute(conn, 'SELECT address_line_1, address_line_2 FROM users WHERE id = 1') == ((None, None),)
     # multi-row statements on both sides
