@@ -1,0 +1,80 @@
+"""After upgrade.yml was SIGKILLed mid-backfill and right after the switch, then rerun: v2 serves, nothing lost."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))
+
+import zdt_checks  # noqa: E402  pylint: disable=wrong-import-position
+
+testinfra_hosts = ['localhost']
+
+
+def _json(name):
+    with open(os.path.join(zdt_checks.SANDBOX, name), encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def _timeline(name):
+    with open(os.path.join(zdt_checks.SANDBOX, name), encoding='utf-8') as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def test_first_run_was_killed_mid_backfill():
+    kill = _json('upgrade-1-killed-mid-backfill.json')
+    assert kill['killed'] and kill['returncode'] == -9
+    assert kill['still_alive'] == []
+    for row in kill['progress']:
+        assert row['state'] == 'running' and 0.1 * int(row['rows_total']) <= int(row['rows_done']) < int(row['rows_total'])
+    # The checkpoint still says running after the kill: nothing finished the copy behind our back.
+    assert [row['state'] for row in kill['progress_after']] == ['running']
+
+
+def test_second_run_resumed_the_backfill_and_was_killed_after_the_switch():
+    kill = _json('upgrade-2-killed-after-switch.json')
+    assert kill['killed'] and kill['returncode'] == -9
+    assert 'Drain the other color' in kill['last_task_started']
+    # Only Ansible's processes were killed; the app releases the run started kept serving.
+    assert not any('/app.py' in proc['cmdline'] for proc in kill['killed_after_the_playbook'])
+    figures = [event['figures']['backfill'] for event in _timeline('upgrade-2-killed-after-switch.timeline')
+               if event.get('event') == 'task_result' and 'backfill' in event.get('figures', {})]
+    resumed = [backfill for backfill in figures if backfill.get('resumed_from') is not None]
+    assert resumed, figures
+    first_kill = _json('upgrade-1-killed-mid-backfill.json')
+    # It restarted after the checkpoint the killed run left (or a later one), and copied only the rest.
+    assert int(resumed[0]['resumed_from']) >= int(first_kill['progress'][0]['last_key'])
+    assert resumed[0]['rows_copied'] < resumed[0]['rows_total']
+
+
+def test_v2_serves_through_the_load_balancer():
+    for _request in range(10):
+        status, version, _body = zdt_checks.get(zdt_checks.ports()['lb'])
+        assert (status, version) == (200, '2')
+
+
+def test_old_color_is_stopped():
+    assert not zdt_checks.accepts(zdt_checks.ports()['blue'])
+
+
+def test_schema_is_contracted_and_no_sync_trigger_is_left():
+    assert 'address_line_1' not in zdt_checks.columns('users')
+    assert zdt_checks.columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
+    assert zdt_checks.zdt_triggers() == ()
+
+
+def test_the_resumed_backfill_verified_every_row():
+    verified = [event['figures']['verify'] for event in _timeline('upgrade-2-killed-after-switch.timeline')
+                if event.get('event') == 'task_result' and 'verify' in event.get('figures', {})]
+    assert verified, 'the resumed run reported no verify figures'
+    assert verified[-1]['mismatches'] == 0
+    assert verified[-1]['rows_checked'] >= 30000
+
+
+def test_no_failed_request_and_no_lost_write():
+    reports = zdt_checks.load_reports()
+    assert len(reports) == 2  # converge and the idempotence run
+    for report in reports:
+        assert report['requests'] > 0
+        assert report['failed'] == 0, report['failures']
+        assert report['verify']['lost_writes'] == 0, report['verify']['lost']
+    assert set(reports[0]['versions']) == {'1', '2'}
