@@ -5,7 +5,7 @@
 
 Why it is exact (cross-table, triggers already in place):
 
-* Every slice (chunks are made of slices of ~20 ms) is one transaction that first *locks* the
+* Every slice (chunks are made of slices of ~50 ms) is one transaction that first *locks* the
   existing source rows of its key range (``LOCK IN SHARE MODE``, READ COMMITTED: record locks, no
   gap locks), so concurrent updates and deletes of them wait, reads their latest committed values,
   upserts exactly those values into the new table, advances the checkpoint and commits.  A row
@@ -61,7 +61,9 @@ WARN_GROUP_CONCAT_CUT = 1260
 MIN_CHUNK = 10
 MAX_CHUNK = 1000000
 MAX_SLICE = 20000
-SLICE_TIME = 0.02
+# Slice length: an application write to a row being copied waits at most one slice; shorter slices cost
+# throughput (about six round trips per slice: measured 0.02 s -> ~60k, 0.05 s -> ~80k rows/s for 'values').
+SLICE_TIME = 0.05
 SELECT_SLICE_TIME = 0.004
 CHUNK_RETRIES = 10
 
@@ -133,6 +135,8 @@ class Backfill(object):
         self.key_sql = q(plan.from_key, 'from.key')
         self.from_sql = q(plan.from_table, 'from.table')
         self.to_sql = q(plan.to_table, 'to.table')
+        self.execute_immediate = False
+        self.prepared = False
         self.max_chunk_seconds = 0.0
         self.max_slice_seconds = 0.0
         self.throttled_seconds = 0.0
@@ -167,11 +171,13 @@ class Backfill(object):
             cur.execute('SET SESSION innodb_lock_wait_timeout = 10')
             cur.execute('SET SESSION group_concat_max_len = GREATEST(@@max_allowed_packet, 1048576)')
             cur.execute('SET %s = 1' % self.plan.copy_guard)
+            cur.execute('SELECT VERSION()')
+            self.execute_immediate = 'mariadb' in str(cur.fetchone()[0]).lower()
 
     def session_teardown(self):
         with self.conn.cursor() as cur:
             cur.execute('SET %s = NULL, @zdt_backfill_sql = NULL' % self.plan.copy_guard)
-            if self.strategy == 'values':
+            if self.prepared:
                 try:
                     cur.execute('DEALLOCATE PREPARE zdt_backfill_stmt')
                 except Exception:  # pylint: disable=broad-except  # never prepared (no rows)
@@ -228,17 +234,20 @@ class Backfill(object):
         anynn = plan.any_not_null()
         prefix = 'INSERT INTO %s (%s) VALUES ' % (self.to_sql, ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns]))
         suffix = ' ON DUPLICATE KEY UPDATE ' + ', '.join('%s = VALUES(%s)' % (q(c, 'to.columns'), q(c, 'to.columns')) for c in plan.to_columns)
-        cur.execute("SELECT CONCAT(%%s, GROUP_CONCAT(IF(%s, %s, NULL) SEPARATOR ','), %%s), COUNT(*), COALESCE(SUM(%s), 0) "
+        # The statement text and the counts stay in session variables (no round trip for them; the checkpoint
+        # UPDATE adds the counts server-side); a slice without rows to copy runs the no-op 'DO 0'.
+        cur.execute("SELECT IFNULL(CONCAT(%%s, GROUP_CONCAT(IF(%s, %s, NULL) SEPARATOR ','), %%s), 'DO 0'), COUNT(*), COALESCE(SUM(%s), 0) "
                     'INTO @zdt_backfill_sql, @zdt_backfill_scanned, @zdt_backfill_rows FROM %s WHERE %s LOCK IN SHARE MODE'
                     % (anynn, row_text, anynn, self.from_sql, cond), [prefix, suffix] + args)
         self._check_warnings(cur, 'reading a chunk')
-        cur.execute('SELECT @zdt_backfill_scanned, @zdt_backfill_rows, @zdt_backfill_sql IS NULL')
-        scanned, rows, empty = cur.fetchone()
-        if rows and not empty:
+        if self.execute_immediate:
+            cur.execute('EXECUTE IMMEDIATE @zdt_backfill_sql')     # MariaDB: one round trip instead of two
+        else:
             cur.execute('PREPARE zdt_backfill_stmt FROM @zdt_backfill_sql')
+            self.prepared = True
             cur.execute('EXECUTE zdt_backfill_stmt')
-            self._check_warnings(cur, 'copying a chunk')
-        return int(scanned or 0), int(rows or 0)
+        self._check_warnings(cur, 'copying a chunk')
+        return None
 
     def _select_chunk(self, cur, lo, hi):
         plan = self.plan
@@ -291,15 +300,19 @@ class Backfill(object):
             try:
                 cur.execute('START TRANSACTION')
                 if self.strategy == 'values':
-                    scanned, rows = self._values_chunk(cur, lo, hi)
+                    scanned, rows = 0, 0      # counted server-side (see _values_chunk)
+                    self._values_chunk(cur, lo, hi)
                 elif self.strategy == 'select':
                     scanned, rows = self._select_chunk(cur, lo, hi)
                 else:
                     scanned, rows = self._update_chunk(cur, lo, hi)
                 if cleanup:
                     self._cleanup_chunk(cur, lo, hi)
-                cur.execute(sync_state.advance_sql(), (sync_state.encode_key(hi), scanned, scanned, rows,
-                                                       self.plan.migration_id, self.plan.index))
+                if self.strategy == 'values':
+                    cur.execute(sync_state.advance_vars_sql(), (sync_state.encode_key(hi), self.plan.migration_id, self.plan.index))
+                else:
+                    cur.execute(sync_state.advance_sql(), (sync_state.encode_key(hi), scanned, scanned, rows,
+                                                           self.plan.migration_id, self.plan.index))
                 cur.execute('COMMIT')
                 return scanned, rows
             except (ChunkRetry, DatabaseError):
@@ -384,6 +397,7 @@ class Backfill(object):
                 lo = None
                 result['rows_total'] = self.count_upto(max_key)
                 sync_state.start(self.conn, plan.migration_id, plan.index, self.strategy, max_key, result['rows_total'], cleanup)
+            copied_before = int((sync_state.read(self.conn, self.db, plan.migration_id, plan.index) or {}).get('rows_copied') or 0)
             n = self.chunk_size
             while max_key is not None and not (lo is not None and lo == max_key):
                 self.throttle()
@@ -405,6 +419,8 @@ class Backfill(object):
                 target = int(n * self.chunk_time / max(dt, 0.001))
                 n = max(MIN_CHUNK, min(MAX_CHUNK, n * 2, max(n // 2, target)))
             sync_state.finish(self.conn, plan.migration_id, plan.index)
+            done = sync_state.read(self.conn, self.db, plan.migration_id, plan.index)
+            result['rows_copied'] = int(done['rows_copied']) - copied_before
         finally:
             try:
                 self.session_teardown()

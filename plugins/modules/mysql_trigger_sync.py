@@ -26,11 +26,17 @@ description:
   - "Order for O(state=present): forward (old to new) and same-table triggers, then the backfill, then the backward (new to old)
     triggers, then verify. The new version must not write before this module has finished (its rows are not all there yet);
     creating the backward triggers after the copy keeps them from firing for every copied row."
-  - "Exactness: every slice of the copy is one REPEATABLE READ transaction that locks its source rows (C(LOCK IN SHARE MODE)),
-    upserts exactly their latest values and advances the checkpoint; a concurrent writer's trigger runs either before the
-    slice read (and the slice copies the same value) or after its commit (and overwrites it with the newer value). Slices
-    last about 20 ms, so an application write waits at most one slice; chunks (sized to O(chunk_time)) group slices for
-    throttling and progress. Nothing is copied with IGNORE; any warning fails the slice."
+  - "Exactness: every slice of the copy is one READ COMMITTED transaction that reads its source rows with a locking read
+    (C(LOCK IN SHARE MODE): record locks, no gap locks), upserts exactly their latest values and advances the checkpoint; a
+    concurrent writer's trigger runs either before the slice read (and the slice copies the same value) or after its commit
+    (and overwrites it with the newer value). Slices last about 50 ms, so an application write to a row being copied waits
+    at most one slice; chunks (sized to O(chunk_time)) group slices for throttling and progress. Nothing is copied with
+    IGNORE; any warning fails the slice."
+  - "Copy method, chosen from the live schema: into a target without an AUTO_INCREMENT column one locking
+    C(INSERT ... SELECT ... ON DUPLICATE KEY UPDATE) per slice; into a target with one (the seed's C(addresses)), the server
+    builds a multi-row C(INSERT ... VALUES) from the locked rows and runs it, because an C(INSERT ... SELECT) would hold the
+    table-level AUTO-INC lock for its whole run under C(innodb_autoinc_lock_mode=1) and stall the application's inserts.
+    The second method is slower (the rows are turned into SQL text and parsed again)."
   - "Trigger recursion guard: a session variable whose value is the statement's start time, cleared by an EXIT handler that
     re-raises any error, so a failing statement never leaves the sync disabled for its (pooled) connection."
   - Trigger names start with C(zdt_m<id>_s<index>_); the module never drops or replaces a trigger it did not create, and
