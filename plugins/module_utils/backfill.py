@@ -139,6 +139,7 @@ class Backfill(object):
         self.prepared = False
         self.max_chunk_seconds = 0.0
         self.max_slice_seconds = 0.0
+        self.last_slice_seconds = 0.0
         self.throttled_seconds = 0.0
         self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.chunk_size // 2 or MIN_CHUNK))
 
@@ -345,8 +346,8 @@ class Backfill(object):
         scanned_sum, rows_sum = 0, 0
         s_lo = lo
         while True:
-            if deadline is not None and s_lo != lo and self.clock() >= deadline:
-                return scanned_sum, rows_sum, s_lo     # chunk_time used up: the chunk ends here
+            if deadline is not None and s_lo != lo and self.clock() + self.last_slice_seconds >= deadline:
+                return scanned_sum, rows_sum, s_lo     # chunk_time (nearly) used up: the chunk ends here, not one slice later
             s_hi = self.boundary(s_lo, hi, self.slice_rows)
             last = s_hi is None or s_hi == hi
             if s_hi is None:
@@ -360,6 +361,7 @@ class Backfill(object):
                 self.slice_rows = max(MIN_CHUNK, self.slice_rows // 4)
                 continue
             dt = self.clock() - t0
+            self.last_slice_seconds = dt
             self.max_slice_seconds = max(self.max_slice_seconds, dt)
             target = int(self.slice_rows * self.slice_time / max(dt, 0.0005))
             self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.slice_rows * 2, max(self.slice_rows // 2, target)))
