@@ -17,8 +17,15 @@ compare like with like on this noisy machine:
       ``addresses``; verify timed separately after it.
 3. Exactness after the writer stopped: verify (chunked checksums) plus an independent anti-join
    count of differing rows in both directions.
-4. Single-row write throughput on the same data, alternately with and without our triggers
-   (best of two each; server-side loops, so no client round trip hides the cost).
+4. The same sync into ``addresses_noai`` (user_id PRIMARY KEY + FK, no AUTO_INCREMENT column), where
+   the backfill can use a locking INSERT ... SELECT; again with the writer, bare copy and exactness.
+5. Single-row write throughput: the same statements (printed) on the same data with no trigger, with
+   minimal one-way triggers (the cost of writing the second row by itself) and with ours; interleaved,
+   median of --tp-reps; as server-side loops (no round trip or parse: the pure extra work shows) and as
+   one autocommit statement per client round trip over TCP (the application's view); each with
+   innodb_flush_log_at_trx_commit=2 (the sandbox's) and =1 (durable).
+
+The machine is shared and noisy: compare ratios from the same run, and run it more than once.
 
 Usage: .venv/bin/python benchmarks/bench_backfill.py [--rows 1000000] [--rate 1000] [--root DIR]
 """
@@ -42,8 +49,9 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec impor
 from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_absent, sync_present  # noqa: E402
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import inspect_all  # noqa: E402
 from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import Verifier  # noqa: E402
+from ansible_collections.zdt.bluegreen.plugins.module_utils import backfill as backfill_mod  # noqa: E402
 
-MIGRATION = os.path.join(REPO, 'tests', 'fixtures', 'migrations', '002_addresses.yml')
+MIGRATION = os.path.join(REPO, 'sample', 'migrations', '002_addresses.yml')
 DB = 'bench_backfill'
 
 
@@ -178,6 +186,9 @@ def write_throughput(conn, n, label):
             "DELETE FROM users WHERE id = 90000000 + i; SET i = i + 1; END WHILE; END")
     m = q(conn, 'SELECT MAX(id) FROM users WHERE id < 50000000')[0][0]
     out = {}
+    STATEMENTS.update(update="UPDATE users SET address_line_1 = CONCAT('tp', i, <label>) WHERE id = 1 + (i * 7919) %% %d" % m,
+                      insert="INSERT INTO users (id, name, address_line_1) VALUES (90000000 + i, 'tp', CONCAT('tp', i))",
+                      delete='DELETE FROM users WHERE id = 90000000 + i')
     for name, call in (('update', 'CALL zdt_bench_upd(%d, %d)' % (n, m)), ('insert', 'CALL zdt_bench_ins(%d)' % n),
                        ('delete', 'CALL zdt_bench_del(%d)' % n)):
         t0 = time.time()
@@ -185,6 +196,40 @@ def write_throughput(conn, n, label):
         out[name] = n / (time.time() - t0)
     for p in ('upd', 'ins', 'del'):
         q(conn, 'DROP PROCEDURE zdt_bench_%s' % p)
+    return out
+
+
+STATEMENTS = {}
+
+MINIMAL_TRIGGERS = [
+    # what a second row write costs by itself: one-way, no guard, no change detection, no backward triggers
+    'CREATE TRIGGER zdt_bench_min_upd AFTER UPDATE ON users FOR EACH ROW UPDATE addresses SET address_line_1 = NEW.address_line_1, '
+    'address_line_2 = NEW.address_line_2 WHERE user_id = NEW.id',
+    'CREATE TRIGGER zdt_bench_min_ins AFTER INSERT ON users FOR EACH ROW INSERT INTO addresses (user_id, address_line_1, address_line_2) '
+    'VALUES (NEW.id, NEW.address_line_1, NEW.address_line_2) ON DUPLICATE KEY UPDATE address_line_1 = NEW.address_line_1, '
+    'address_line_2 = NEW.address_line_2',
+]
+
+
+def client_throughput(server, n, label):
+    """The same statements as write_throughput, one autocommit statement per client round trip over TCP (the application's view)."""
+    conn = server.app_connect(DB)
+    m = q(conn, 'SELECT MAX(id) FROM users WHERE id < 50000000')[0][0]
+    out = {}
+    with conn.cursor() as cur:
+        t0 = time.time()
+        for i in range(n):
+            cur.execute("UPDATE users SET address_line_1 = CONCAT('tp', %s, %s) WHERE id = 1 + (%s * 7919) %% %s", (i, label, i, m))
+        out['update'] = n / (time.time() - t0)
+        t0 = time.time()
+        for i in range(n):
+            cur.execute("INSERT INTO users (id, name, address_line_1) VALUES (%s, 'tp', CONCAT('tp', %s))", (80000000 + i, i))
+        out['insert'] = n / (time.time() - t0)
+        t0 = time.time()
+        for i in range(n):
+            cur.execute('DELETE FROM users WHERE id = %s', (80000000 + i,))
+        out['delete'] = n / (time.time() - t0)
+    conn.close()
     return out
 
 
@@ -213,14 +258,29 @@ def run_ptosc(mariadb, writer):
     return dict(total=total, copy=copy)
 
 
-def diff_count(conn):
-    a = q(conn, 'SELECT COUNT(*) FROM users u LEFT JOIN addresses a ON a.user_id = u.id '
+def diff_count(conn, table='addresses'):
+    a = q(conn, 'SELECT COUNT(*) FROM users u LEFT JOIN %s a ON a.user_id = u.id '
                 'WHERE (u.address_line_1 IS NOT NULL OR u.address_line_2 IS NOT NULL) '
                 'AND (a.user_id IS NULL OR NOT (BINARY a.address_line_1 <=> BINARY u.address_line_1 '
-                'AND BINARY a.address_line_2 <=> BINARY u.address_line_2))')[0][0]
-    b = q(conn, 'SELECT COUNT(*) FROM addresses a LEFT JOIN users u ON u.id = a.user_id '
-                'WHERE u.id IS NULL OR (u.address_line_1 IS NULL AND u.address_line_2 IS NULL)')[0][0]
+                'AND BINARY a.address_line_2 <=> BINARY u.address_line_2))' % table)[0][0]
+    b = q(conn, 'SELECT COUNT(*) FROM %s a LEFT JOIN users u ON u.id = a.user_id '
+                'WHERE u.id IS NULL OR (u.address_line_1 IS NULL AND u.address_line_2 IS NULL)' % table)[0][0]
     return int(a) + int(b)
+
+
+# The same sync into a target keyed by user_id without an AUTO_INCREMENT column: no AUTO-INC lock can be
+# involved, so the backfill copies with a locking INSERT ... SELECT (strategy 'select').
+NOAI_MIGRATION = {
+    'id': 9, 'description': 'bench: the seed sync into a target without AUTO_INCREMENT',
+    'sync': [{'from': {'table': 'users', 'key': 'id', 'columns': ['address_line_1', 'address_line_2']},
+              'to': {'table': 'addresses_noai', 'key': 'user_id', 'columns': ['address_line_1', 'address_line_2']},
+              'direction': 'both'}],
+}
+
+
+def create_addresses_noai(conn):
+    q(conn, 'CREATE TABLE addresses_noai (user_id INT NOT NULL, address_line_1 VARCHAR(100), address_line_2 VARCHAR(100), '
+            'PRIMARY KEY (user_id), CONSTRAINT addresses_noai_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE)')
 
 
 def main():
@@ -230,12 +290,18 @@ def main():
     ap.add_argument('--chunk-time', type=float, default=0.5)
     ap.add_argument('--tp-ops', type=int, default=20000, help='ops per single-row throughput loop')
     ap.add_argument('--tp-ops-durable', type=int, default=3000, help='ops per loop with innodb_flush_log_at_trx_commit=1')
+    ap.add_argument('--tp-ops-client', type=int, default=2000, help='ops per client round-trip run')
+    ap.add_argument('--tp-reps', type=int, default=3, help='interleaved runs per variant (median is printed)')
     ap.add_argument('--root', default='/tmp/zdt-bench-backfill')
     ap.add_argument('--skip-ptosc', action='store_true')
+    ap.add_argument('--skip-noai', action='store_true', help='skip the run into a target without AUTO_INCREMENT')
+    ap.add_argument('--slice-time', type=float, default=None, help='experiment: override the backfill slice time (s)')
     ap.add_argument('--strategy', choices=['auto', 'values', 'select'], default='auto',
                     help='backfill strategy (auto: what the module picks)')
     args = ap.parse_args()
 
+    if args.slice_time:
+        backfill_mod.SLICE_TIME = args.slice_time
     sb = Sandbox(args.root, preferred_ports={})
     db = sb.mariadb
     db.start()
@@ -291,22 +357,70 @@ def main():
         ver = Verifier(db.root_connect(DB), plan).run()
         verify_s = time.time() - t0
         exact_diff = diff_count(conn)
-        # trigger cost: the same data, alternately with and without our triggers, best of two each;
-        # once with the sandbox's innodb_flush_log_at_trx_commit=2 (commits nearly free: the pure extra
-        # work shows) and once with =1 (MariaDB's durable default: each autocommit write flushes the log)
+        sync_absent(db.root_connect(DB), DB, mig)
+
+        noai = None
+        if not args.skip_noai:
+            create_addresses_noai(conn)
+            t0 = time.time()
+            q(conn, 'INSERT INTO addresses_noai SELECT id, address_line_1, address_line_2 FROM users '
+                    'WHERE address_line_1 IS NOT NULL OR address_line_2 IS NOT NULL')
+            noai_bare = time.time() - t0
+            q(conn, 'TRUNCATE TABLE addresses_noai')
+            time.sleep(1)
+            mig_noai = parse_migration(NOAI_MIGRATION)
+            writer2 = AppWriter(db, args.rate, args.rows)
+            writer2.start()
+            time.sleep(1)
+            writer2.set_phase('ours-noai')
+            t0 = time.time()
+            res2 = sync_present(db.root_connect(DB), DB, mig_noai, verify=False, chunk_time=args.chunk_time)
+            noai_total = time.time() - t0
+            writer2.set_phase('after')
+            time.sleep(1)
+            writer2.finish()
+            plan2 = inspect_all(conn, DB, mig_noai)[0]
+            ver2 = Verifier(db.root_connect(DB), plan2).run()
+            noai = dict(bare=noai_bare, entry=res2['entries'][0]['backfill'], total=noai_total, verify=ver2,
+                        diff=diff_count(conn, 'addresses_noai'), app=writer2.phase_stats('ours-noai', noai_total))
+            sync_absent(db.root_connect(DB), DB, mig_noai)
+            q(conn, 'DROP TABLE addresses_noai')
+        # trigger cost: the same statements on the same data, interleaved (none / minimal / ours) so machine
+        # noise hits every variant alike; median of --tp-reps.  Two ways of issuing them: server-side loops
+        # (a stored procedure: no round trip or parse, so the pure extra work of the triggers shows) and one
+        # autocommit statement per client round trip over TCP (what an application sees).  Each once with the
+        # sandbox's innodb_flush_log_at_trx_commit=2 and once with =1 (MariaDB's durable default).
         flush_before = q(conn, 'SELECT @@GLOBAL.innodb_flush_log_at_trx_commit')[0][0]
-        tp = {}
-        for flush, ops in ((flush_before, args.tp_ops), (1, args.tp_ops_durable)):
-            q(conn, 'SET GLOBAL innodb_flush_log_at_trx_commit = %s', (flush,))
-            tp_after, tp_before = {}, {}
-            for rep in range(2):
+
+        def setup(variant):
+            if variant == 'ours':
                 sync_present(db.root_connect(DB), DB, mig, backfill=False, verify=False)
-                for k, v in write_throughput(conn, ops, 'w%d%s' % (rep, flush)).items():
-                    tp_after[k] = max(tp_after.get(k, 0), v)
+            elif variant == 'minimal':
+                for sql in MINIMAL_TRIGGERS:
+                    q(conn, sql)
+
+        def teardown(variant):
+            if variant == 'ours':
                 sync_absent(db.root_connect(DB), DB, mig)
-                for k, v in write_throughput(conn, ops, 'o%d%s' % (rep, flush)).items():
-                    tp_before[k] = max(tp_before.get(k, 0), v)
-            tp[flush] = (ops, tp_before, tp_after)
+            elif variant == 'minimal':
+                q(conn, 'DROP TRIGGER zdt_bench_min_upd')
+                q(conn, 'DROP TRIGGER zdt_bench_min_ins')
+
+        tp = []
+        for flush in (flush_before, 1):
+            q(conn, 'SET GLOBAL innodb_flush_log_at_trx_commit = %s', (flush,))
+            for how, ops in (('server-side loop', args.tp_ops if flush != 1 else args.tp_ops_durable), ('client round trips', args.tp_ops_client)):
+                got = {}
+                for rep in range(args.tp_reps):
+                    for variant in ('none', 'minimal', 'ours'):
+                        setup(variant)
+                        label = '%s%d%s' % (variant[0], rep, flush)
+                        res_tp = write_throughput(conn, ops, label) if how.startswith('server') else client_throughput(db, ops, label)
+                        teardown(variant)
+                        for k, v in res_tp.items():
+                            got.setdefault(variant, {}).setdefault(k, []).append(v)
+                med = dict((variant, dict((k, sorted(v)[len(v) // 2]) for k, v in ops_.items())) for variant, ops_ in got.items())
+                tp.append((flush, how, ops, med))
         q(conn, 'SET GLOBAL innodb_flush_log_at_trx_commit = %s', (flush_before,))
 
         rows_total = entry['rows_total']
@@ -327,16 +441,44 @@ def main():
               % (verify_s, ver['rows_checked'], ver['mismatches']))
         print('independent anti-join diff count after the run: %d' % exact_diff)
         print('ratio ours / bare INSERT...SELECT (same target): %.2f' % (ours_rate / bare_rate))
+        seen = dict((name, writer.phase_stats(name, phases[name])['per_second']) for name in ('pt-osc', 'bare', 'ours') if name in phases)
+        print('  (the app writer, aiming at %d writes/s, got %s: a copy that blocks the application gets the machine to itself)'
+              % (args.rate, ', '.join('%.0f/s during %s' % (v, k) for k, v in seen.items())))
         if pt:
             print('ratio ours / pt-osc (total):                     %.2f' % (ours_rate / pt_rate))
+            print('  (pt-osc copies users into a primary-key-only table, our target has UNIQUE + FK; each relative to a bare '
+                  'INSERT...SELECT into its own kind of target: pt-osc %.2f, ours %.2f)' % (pt_rate / (args.rows / bare_pk), ours_rate / bare_rate))
+        if noai:
+            e2 = noai['entry']
+            n_rate = e2['rows_total'] / e2['seconds']
+            nb_rate = e2['rows_total'] / noai['bare']
+            print('-- the same sync into addresses_noai (user_id PRIMARY KEY + FK, no AUTO_INCREMENT column):')
+            print('bare INSERT...SELECT into addresses_noai:          %6.2fs  %9.0f rows/s' % (noai['bare'], nb_rate))
+            print('ours: triggers + backfill (strategy %s):      %6.2fs  %9.0f rows/s  (%d chunks, max chunk %.3fs, rows_copied %d)'
+                  % (e2['strategy'], e2['seconds'], n_rate, e2['chunks'], e2['max_chunk_seconds'], e2['rows_copied']))
+            print('verify mismatches %d, independent anti-join diff count %d' % (noai['verify']['mismatches'], noai['diff']))
+            print('ratio ours / bare INSERT...SELECT (same target): %.2f' % (n_rate / nb_rate))
+            if pt:
+                print('ratio ours / pt-osc (total):                     %.2f' % (n_rate / pt_rate))
+            st = noai['app']
+            print('app during it: %.0f writes/s  p50 %.2f ms  p99 %.2f ms  max %.2f ms  errors %d %s'
+                  % (st['per_second'], st['p50_ms'], st['p99_ms'], st['max_ms'], st['errors'], st['error_codes'] or ''))
         print()
-        for flush in sorted(tp, reverse=True):
-            ops, tp_before, tp_after = tp[flush]
-            print('== single-row write throughput, innodb_flush_log_at_trx_commit=%s, server-side loops of %d autocommit ops '
-                  '(same data, best of 2 each)' % (flush, ops))
+        print('== single-row write throughput with and without the sync triggers; statements compared (i = loop counter):')
+        for op in ('update', 'insert', 'delete'):
+            print('   %-7s %s' % (op, STATEMENTS.get(op, '')))
+        print('   variants: none = no trigger; minimal = one-way plain triggers (UPDATE addresses by user_id / INSERT ... ON DUPLICATE KEY '
+              'UPDATE, no guard, no backward triggers: the cost of writing the second row itself); ours = mysql_trigger_sync (direction both)')
+        print('   the delete needs no trigger of ours (the FK ON DELETE CASCADE deletes the address): its cost is the cascade plus '
+              'the skipped backward delete trigger')
+        for flush, how, ops, med in tp:
+            print('-- innodb_flush_log_at_trx_commit=%s, %s, %d autocommit ops per run, median of %d interleaved runs'
+                  % (flush, how, ops, args.tp_reps))
             for op in ('update', 'insert', 'delete'):
-                print('%-7s without triggers %8.0f/s   with triggers %8.0f/s   cost %5.1f%%'
-                      % (op, tp_before[op], tp_after[op], 100.0 * (1 - tp_after[op] / tp_before[op])))
+                base = med['none'][op]
+                print('%-7s none %8.0f/s   minimal %8.0f/s (cost %5.1f%%)   ours %8.0f/s (cost %5.1f%%)'
+                      % (op, base, med['minimal'][op], 100.0 * (1 - med['minimal'][op] / base), med['ours'][op],
+                         100.0 * (1 - med['ours'][op] / base)))
         print()
         print('== application view (target %d writes/s, 2 connections, single-row autocommit writes on users)' % args.rate)
         for name in ('idle', 'pt-osc', 'bare', 'ours'):
