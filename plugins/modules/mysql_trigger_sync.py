@@ -29,7 +29,7 @@ description:
   - "Exactness: every slice of the copy is one READ COMMITTED transaction that reads its source rows with a locking read
     (C(LOCK IN SHARE MODE): record locks, no gap locks), upserts exactly their latest values and advances the checkpoint; a
     concurrent writer's trigger runs either before the slice read (and the slice copies the same value) or after its commit
-    (and overwrites it with the newer value). Slices last about 50 ms, so an application write to a row being copied waits
+    (and overwrites it with the newer value). Slices last about 20 ms, so an application write to a row being copied waits
     at most one slice; chunks (sized to O(chunk_time)) group slices for throttling and progress. Nothing is copied with
     IGNORE; any warning fails the slice."
   - "Copy method, chosen from the live schema: into a target without an AUTO_INCREMENT column one locking
