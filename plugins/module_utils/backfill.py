@@ -347,8 +347,10 @@ class Backfill(object):
         scanned_sum, rows_sum = 0, 0
         s_lo = lo
         while True:
-            if deadline is not None and s_lo != lo and self.clock() + self.last_slice_seconds >= deadline:
-                return scanned_sum, rows_sum, s_lo     # chunk_time (nearly) used up: the chunk ends here, not one slice later
+            # chunk_time (nearly) used up: the chunk ends here, not one slice later (a margin of one more slice:
+            # slices vary, and the boundary query runs before each)
+            if deadline is not None and s_lo != lo and self.clock() + 2 * self.last_slice_seconds >= deadline:
+                return scanned_sum, rows_sum, s_lo
             s_hi = self.boundary(s_lo, hi, self.slice_rows)
             last = s_hi is None or s_hi == hi
             if s_hi is None:
