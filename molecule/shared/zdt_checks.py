@@ -7,6 +7,8 @@ import os
 import pymysql
 
 SANDBOX = os.path.join(os.environ['MOLECULE_EPHEMERAL_DIRECTORY'], 'sandbox')
+# Where MariaDB's socket is; the multihost scenario points it at the db host's own sandbox.
+DB_SOCKET = os.path.join(SANDBOX, 'mariadb', 'mysqld.sock')
 
 
 def ports():
@@ -15,8 +17,7 @@ def ports():
 
 
 def db_query(sql, args=None, database='app'):
-    conn = pymysql.connect(unix_socket=os.path.join(SANDBOX, 'mariadb', 'mysqld.sock'), user='root', database=database,
-                           ssl_disabled=True)
+    conn = pymysql.connect(unix_socket=DB_SOCKET, user='root', database=database, ssl_disabled=True)
     try:
         with conn.cursor() as cur:
             cur.execute(sql, args)
@@ -61,3 +62,14 @@ def load_reports():
         with open(path, encoding='utf-8') as handle:
             reports.append(json.load(handle))
     return reports
+
+
+def assert_upgrade_reports_clean():
+    """Converge and the idempotence run: traffic flowed, nothing failed, nothing lost; the first saw both versions."""
+    reports = load_reports()
+    assert len(reports) == 2  # converge and the idempotence run
+    for report in reports:
+        assert report['requests'] > 0
+        assert report['failed'] == 0, report['failures']
+        assert report['verify']['lost_writes'] == 0, report['verify']['lost']
+    assert set(reports[0]['versions']) == {'1', '2'}

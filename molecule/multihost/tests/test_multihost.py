@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 
-import pymysql
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))
 
@@ -17,6 +16,7 @@ testinfra_hosts = ['localhost']
 
 EPHEMERAL = os.environ['MOLECULE_EPHEMERAL_DIRECTORY']
 HOSTS_DIR = os.path.join(zdt_checks.SANDBOX, 'hosts')
+zdt_checks.DB_SOCKET = os.path.join(HOSTS_DIR, 'db', 'mariadb', 'mysqld.sock')
 APP_PORT = 8080
 LB_PORT = 8000
 
@@ -45,22 +45,6 @@ def probe_from(client, host, port, path='/health'):
     out = subprocess.run(['ip', 'netns', 'exec', netns, sys.executable, '-c', PROBE, host, str(port), path],
                          stdout=subprocess.PIPE, check=True, universal_newlines=True).stdout
     return json.loads(out)
-
-
-def db_query(sql, args=None):
-    conn = pymysql.connect(unix_socket=os.path.join(HOSTS_DIR, 'db', 'mariadb', 'mysqld.sock'), user='root',
-                           database='app', ssl_disabled=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def columns(table):
-    return [row[0] for row in db_query('SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() '
-                                       'AND table_name = %s ORDER BY ordinal_position', (table,))]
 
 
 def haproxy_stats():
@@ -125,29 +109,21 @@ def test_every_app_host_served_through_the_load_balancer():
 def test_apps_reach_the_database_over_the_db_namespace_address():
     db_address = plan()['db']['address']
     sql = "SELECT SUBSTRING_INDEX(host, ':', 1) FROM information_schema.processlist WHERE user = 'zdt'"
-    clients = {row[0] for row in db_query(sql)}
+    clients = {row[0] for row in zdt_checks.db_query(sql)}
     assert {plan()[name]['address'] for name in ('green1', 'green2')} <= clients
     assert db_address not in clients
 
 
 def test_schema_is_contracted():
-    assert 'address_line_1' not in columns('users')
-    assert columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
-    indexes = {row[2] for row in db_query('SHOW INDEX FROM addresses')}
+    assert 'address_line_1' not in zdt_checks.columns('users')
+    assert zdt_checks.columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
+    indexes = {row[2] for row in zdt_checks.db_query('SHOW INDEX FROM addresses')}
     assert 'addresses_user' in indexes and 'addresses_user_id' not in indexes
 
 
 def test_no_sync_trigger_is_left():
-    assert db_query("SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE() "
-                    "AND trigger_name LIKE 'zdt\\\\_%%'") == ()
+    assert zdt_checks.zdt_triggers() == ()
 
 
 def test_no_failed_request_and_no_lost_write():
-    reports = zdt_checks.load_reports()
-    assert len(reports) == 2  # converge and the idempotence run
-    for report in reports:
-        assert report['requests'] > 0
-        assert report['failed'] == 0, report['failures']
-        assert report['verify']['lost_writes'] == 0, report['verify']['lost']
-    # The first run saw both versions serve during the switch.
-    assert set(reports[0]['versions']) == {'1', '2'}
+    zdt_checks.assert_upgrade_reports_clean()
