@@ -54,9 +54,22 @@ def _proc_start_time(pid):
         return None
     # Field 22; the command name (field 2) may contain spaces, so split after ')'.
     fields = stat.rsplit(')', 1)[1].split()
-    if fields[0] == 'Z':
+    if fields[0] == 'Z' and not _other_threads_alive(pid):
         return None
     return int(fields[19])
+
+
+def _other_threads_alive(pid):
+    """A zombie thread-group leader whose other threads still exit holds the process's files (its ports)."""
+    try:
+        return len(os.listdir('/proc/%d/task' % pid)) > 1
+    except OSError:
+        return False
+
+
+def pid_alive(pid):
+    """True while any thread of pid still runs (a zombie whose threads are all gone is not alive)."""
+    return _proc_start_time(pid) is not None
 
 
 def port_is_free(port, host='127.0.0.1'):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sandbox import PidFile, PortInUse, Sandbox, port_accepts, port_is_free
+from sandbox import PidFile, PortInUse, Sandbox, pid_alive, port_accepts, port_is_free
 
 
 @pytest.fixture
@@ -22,11 +22,8 @@ def stack(tmp_path):
 def _wait_gone(pid, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not os.path.exists('/proc/%d' % pid):
+        if not pid_alive(pid):
             return True
-        with open('/proc/%d/stat' % pid, encoding='ascii') as handle:
-            if handle.read().rsplit(')', 1)[1].split()[0] == 'Z':
-                return True
         time.sleep(0.05)
     return False
 
