@@ -47,6 +47,7 @@ Strategy, chosen at run time from the live schema (:func:`choose_strategy`):
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
 import time
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
@@ -211,11 +212,7 @@ class Backfill(object):
             return int(cur.fetchone()[0])
 
     def target_has_rows(self):
-        if self.plan.kind == 'same':
-            return False
-        with self.conn.cursor() as cur:
-            cur.execute('SELECT 1 FROM %s LIMIT 1' % self.to_sql)
-            return cur.fetchone() is not None
+        return target_has_rows(self.conn, self.plan)
 
     def boundary(self, lo, max_key, n):
         cond, args = range_condition(self.key_sql, lo, max_key)
@@ -251,25 +248,30 @@ class Backfill(object):
         self._check_warnings(cur, 'copying a chunk')
         return None
 
-    def _select_chunk(self, cur, lo, hi):
+    def _select_chunk(self, cur, lo, hi, scanned=None):
+        """One locking INSERT ... SELECT; ``scanned`` is the slice's source row count when the caller knows it."""
         plan = self.plan
         cond, args = range_condition(self.key_sql, lo, hi)
         anynn = plan.any_not_null()
-        # The count is for progress only (a consistent read, no locks).  The copy itself must be a *locking*
-        # read: under READ COMMITTED a plain INSERT ... SELECT reads a snapshot without locks (verified on
-        # MariaDB 10.11), so a row inserted into the range after an earlier locking read, then updated by a
-        # writer that commits while the copy waits for the new row's lock, would be overwritten with its
-        # older value.  ``LOCK IN SHARE MODE`` makes the SELECT lock each row and read its latest committed
-        # value, exactly like the 'values' strategy's read.
-        cur.execute('SELECT COUNT(*), COALESCE(SUM(%s), 0) FROM %s WHERE %s' % (anynn, self.from_sql, cond), args)
-        scanned, rows = cur.fetchone()
-        if rows:
-            cols = ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns])
-            src = ', '.join([self.key_sql] + [q(c, 'from.columns') for c in plan.from_columns])
-            upd = ', '.join('%s = VALUES(%s)' % (q(c, 'to.columns'), q(c, 'to.columns')) for c in plan.to_columns)
-            cur.execute('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s AND %s LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE %s'
-                        % (self.to_sql, cols, src, self.from_sql, cond, anynn, upd), args)
-            self._check_warnings(cur, 'copying a chunk')
+        # The copy must be a *locking* read: under READ COMMITTED a plain INSERT ... SELECT reads a snapshot
+        # without locks (verified on MariaDB 10.11), so a row inserted into the range after an earlier locking
+        # read, then updated by a writer that commits while the copy waits for the new row's lock, would be
+        # overwritten with its older value.  ``LOCK IN SHARE MODE`` makes the SELECT lock each row and read its
+        # latest committed value, exactly like the 'values' strategy's read.
+        cols = ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns])
+        src = ', '.join([self.key_sql] + [q(c, 'from.columns') for c in plan.from_columns])
+        upd = ', '.join('%s = VALUES(%s)' % (q(c, 'to.columns'), q(c, 'to.columns')) for c in plan.to_columns)
+        cur.execute('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s AND %s LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE %s'
+                    % (self.to_sql, cols, src, self.from_sql, cond, anynn, upd), args)
+        rows = _records(cur)
+        self._check_warnings(cur, 'copying a chunk')
+        if rows is None or scanned is None:
+            # progress counts only (a consistent read, no locks): the last slice of a chunk, or a driver that
+            # does not report the statement's "Records: N"
+            cur.execute('SELECT COUNT(*), COALESCE(SUM(%s), 0) FROM %s WHERE %s' % (anynn, self.from_sql, cond), args)
+            counted, selected = cur.fetchone()
+            scanned = counted if scanned is None else scanned
+            rows = selected if rows is None else rows
         return int(scanned or 0), int(rows or 0)
 
     def _cleanup_chunk(self, cur, lo, hi):
@@ -294,29 +296,16 @@ class Backfill(object):
         self._check_warnings(cur, 'updating a chunk')
         return scanned, int(rows)
 
-    def _slice(self, lo, hi, cleanup):
-        """Copy (lo, hi] in one short transaction together with the checkpoint; return (scanned, written)."""
+    def _transaction(self, body, what):
+        """Run body(cursor) in one transaction; deadlocks and lock wait timeouts roll back and retry with backoff."""
         attempt = 0
         while True:
             cur = self.conn.cursor()
             try:
                 cur.execute('START TRANSACTION')
-                if self.strategy == 'values':
-                    scanned, rows = 0, 0      # counted server-side (see _values_chunk)
-                    self._values_chunk(cur, lo, hi)
-                elif self.strategy == 'select':
-                    scanned, rows = self._select_chunk(cur, lo, hi)
-                else:
-                    scanned, rows = self._update_chunk(cur, lo, hi)
-                if cleanup:
-                    self._cleanup_chunk(cur, lo, hi)
-                if self.strategy == 'values':
-                    cur.execute(sync_state.advance_vars_sql(), (sync_state.encode_key(hi), self.plan.migration_id, self.plan.index))
-                else:
-                    cur.execute(sync_state.advance_sql(), (sync_state.encode_key(hi), scanned, scanned, rows,
-                                                           self.plan.migration_id, self.plan.index))
+                result = body(cur)
                 cur.execute('COMMIT')
-                return scanned, rows
+                return result
             except (ChunkRetry, DatabaseError):
                 cur.execute('ROLLBACK')
                 raise
@@ -329,10 +318,36 @@ class Backfill(object):
                     attempt += 1
                     self.sleep(min(0.05 * (2 ** attempt), 2.0))
                     continue
-                raise DatabaseError('backfill of %s failed in key range (%r, %r]: %s'
-                                    % (self.plan.field, lo, hi, exc.args[-1] if exc.args else exc))
+                raise DatabaseError('%s of %s failed: %s' % (what, self.plan.field, exc.args[-1] if exc.args else exc))
             finally:
                 cur.close()
+
+    def _slice(self, lo, hi, cleanup, scanned_hint=None):
+        """Copy (lo, hi] in one short transaction together with the checkpoint; return (scanned, written).
+
+        ``scanned_hint``: the number of source rows in (lo, hi] the boundary query found (progress only)."""
+        def body(cur):
+            if self.strategy == 'values':
+                scanned, rows = 0, 0      # counted server-side (see _values_chunk)
+                self._values_chunk(cur, lo, hi)
+            elif self.strategy == 'select':
+                scanned, rows = self._select_chunk(cur, lo, hi, scanned_hint)
+            else:
+                scanned, rows = self._update_chunk(cur, lo, hi)
+            if cleanup:
+                self._cleanup_chunk(cur, lo, hi)
+            if self.strategy == 'values':
+                cur.execute(sync_state.advance_vars_sql(), (sync_state.encode_key(hi), self.plan.migration_id, self.plan.index))
+            else:
+                cur.execute(sync_state.advance_sql(), (sync_state.encode_key(hi), scanned, scanned, rows,
+                                                       self.plan.migration_id, self.plan.index))
+            return scanned, rows
+        return self._transaction(body, 'backfill in key range (%r, %r]' % (lo, hi))
+
+    def _cleanup_tail(self, max_key):
+        """Delete new rows keyed above the copied range (all of them when the source was empty) that have no
+        counterpart: the chunks only clean up to ``max_key``.  Rows the triggers wrote there have one."""
+        self._transaction(lambda cur: self._cleanup_chunk(cur, max_key, None), 'cleanup above key %r' % (max_key,))
 
     def run_chunk(self, lo, hi, cleanup, deadline=None):
         """Copy the chunk (lo, hi] as a series of short slices; return (scanned, written, key reached).
@@ -357,7 +372,7 @@ class Backfill(object):
                 s_hi = hi
             t0 = self.clock()
             try:
-                scanned, rows = self._slice(s_lo, s_hi, cleanup)
+                scanned, rows = self._slice(s_lo, s_hi, cleanup, None if last else self.slice_rows)
             except ChunkRetry:
                 if self.slice_rows <= MIN_CHUNK:
                     raise DatabaseError('a slice of %d rows of %s does not fit group_concat_max_len' % (self.slice_rows, self.plan.field))
@@ -376,8 +391,13 @@ class Backfill(object):
 
     # ---------------------------------------------------------------- driver
 
-    def run(self, fresh):
-        """Run (or resume) the backfill. ``fresh`` discards any checkpoint (the triggers were just created)."""
+    def run(self, fresh, target_had_rows=None):
+        """Run (or resume) the backfill. ``fresh`` discards any checkpoint (the triggers were just created).
+
+        ``target_had_rows``: whether the new table held rows before the triggers were created (then the copy
+        also deletes rows that have no counterpart); None reads it now, which is conservative: rows the
+        triggers wrote meanwhile count too.
+        """
         plan = self.plan
         started = self.clock()
         sync_state.ensure_table(self.conn)
@@ -397,7 +417,7 @@ class Backfill(object):
                 result['rows_total'] = int(row['rows_total'])
                 sync_state.resume(self.conn, plan.migration_id, plan.index)
             else:
-                cleanup = self.target_has_rows()
+                cleanup = self.target_has_rows() if target_had_rows is None else bool(target_had_rows)
                 max_key = self.max_key()
                 lo = None
                 result['rows_total'] = self.count_upto(max_key)
@@ -423,6 +443,8 @@ class Backfill(object):
                     break
                 target = int(n * self.chunk_time / max(dt, 0.001))
                 n = max(MIN_CHUNK, min(MAX_CHUNK, n * 2, max(n // 2, target)))
+            if cleanup:
+                self._cleanup_tail(max_key)
             sync_state.finish(self.conn, plan.migration_id, plan.index)
             done = sync_state.read(self.conn, self.db, plan.migration_id, plan.index)
             result['rows_copied'] = int(done['rows_copied']) - copied_before
@@ -441,6 +463,25 @@ class Backfill(object):
         result['throttled_seconds'] = round(self.throttled_seconds, 2)
         result['max_slice_seconds'] = round(self.max_slice_seconds, 4)
         return result
+
+
+def _records(cur):
+    """Rows an ``INSERT ... SELECT`` selected, from the server's "Records: N  Duplicates: D  Warnings: W" (None if absent)."""
+    message = getattr(getattr(cur, '_result', None), 'message', None)
+    if isinstance(message, bytes):
+        message = message.decode('ascii', 'replace')
+    # PyMySQL keeps the info string with its length prefix
+    match = re.search(r'Records:\s*(\d+)', message or '')
+    return int(match.group(1)) if match else None
+
+
+def target_has_rows(conn, plan):
+    """True when the new table of a cross-table entry holds any row."""
+    if plan.kind == 'same':
+        return False
+    with conn.cursor() as cur:
+        cur.execute('SELECT 1 FROM %s LIMIT 1' % q(plan.to_table, 'to.table'))
+        return cur.fetchone() is not None
 
 
 def rows_total_estimate(conn, plan):

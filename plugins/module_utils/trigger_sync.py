@@ -15,7 +15,7 @@ __metaclass__ = type
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.backfill import Backfill, rows_total_estimate
+from ansible_collections.zdt.bluegreen.plugins.module_utils.backfill import Backfill, rows_total_estimate, target_has_rows
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import (
     SyncPlan, check_trigger_privileges, classify, existing_triggers, inspect_all, inspect_sync, is_ours, owned_live_triggers, run_ddl)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import Verifier
@@ -79,6 +79,10 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
         present, missing = classify(conn, db, plans)
         result['created'] = [m.name for m in missing]
         missing_names = set(result['created'])
+        # Whether each new table already held rows is read before its triggers exist: afterwards the
+        # application's writes through them would count too, and make every slice clean up for nothing.
+        had_rows = dict((p.index, target_has_rows(conn, p)) for p in plans
+                        if any(t.name in missing_names and not _is_backward(t) for t in p.triggers()))
         # Forward (and same-table) triggers first: the copy is exact only with them in place.  Backward
         # triggers (new -> old) are created after the backfill: nothing writes the new shape before this
         # module has finished, and a backward trigger on the copy's target would fire for every copied row.
@@ -93,7 +97,7 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
                 before = sync_state.read(conn, db, plan.migration_id, plan.index)
                 runner = Backfill(conn, db, plan, chunk_time=chunk_time, chunk_size=chunk_size, max_threads_running=max_threads_running,
                                   strategy=strategy)
-                res = runner.run(fresh=created_here)
+                res = runner.run(fresh=created_here, target_had_rows=had_rows.get(plan.index))
                 if created_here or before is None or before['state'] != 'done':
                     changed = True
                 entry['backfill'] = res

@@ -279,6 +279,46 @@ def test_cross_table_backfill_exact_under_concurrent_writes(db, target, run):
     assert execute(conn, 'SELECT address_line_1 FROM users WHERE id = 3000000') == (('v2 street',),)
 
 
+@pytest.mark.parametrize('target,run', [('autoinc', r) for r in range(3)] + [('no-autoinc', r) for r in range(3)])
+def test_module_path_exact_under_concurrent_writes(db, target, run):
+    """One sync_present as the module runs it: forward triggers, backfill, backward triggers, verify, with
+    old-shape writers racing the whole call (the new version writes only after the module has finished)."""
+    conn = db.connect()
+    create_users(conn, 10000, autoinc=(target == 'autoinc'))
+    initial = snapshot_cross(conn)[0]
+    backward = threading.Event()
+    writers = start_writers(db, initial, 'cross', 50 + run, backward)
+    try:
+        time.sleep(0.2)
+        result = sync_present(db.connect(), db.name, parse_migration(SEED), chunk_size=50, chunk_time=0.02)
+        backward.set()   # now the new shape may be written too
+        time.sleep(0.3)
+    finally:
+        model = stop_writers(writers)
+    assert result['backfill']['chunks'] >= 10 and result['verify']['mismatches'] == 0
+    assert sum(w.ops for w in writers) > 500
+    users, addrs = snapshot_cross(conn)
+    assert users == model, 'old shape lost an acknowledged write'
+    assert addrs == expected_addresses(model)
+
+
+def test_rows_left_in_the_new_table_before_the_sync_are_reconciled(db, run_module):
+    """A sync created again over a new table that still holds rows (stale values, orphans, rows for all-NULL
+    users) leaves exactly the rows the old shape implies."""
+    conn = db.connect()
+    create_users(conn, 200)
+    execute(conn, "INSERT INTO addresses (user_id, address_line_1) SELECT id, 'stale' FROM users WHERE id <= 150")
+    execute(conn, 'UPDATE users SET address_line_1 = NULL, address_line_2 = NULL WHERE id BETWEEN 10 AND 19')
+    execute(conn, 'SET FOREIGN_KEY_CHECKS = 0')
+    execute(conn, "INSERT INTO addresses (user_id, address_line_1) VALUES (5000, 'orphan')")
+    execute(conn, 'SET FOREIGN_KEY_CHECKS = 1')
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, chunk_size=20))
+    assert not res.get('failed'), res
+    assert res['verify']['mismatches'] == 0
+    users, addrs = snapshot_cross(conn)
+    assert addrs == expected_addresses(users)
+
+
 @pytest.mark.parametrize('run', range(3))
 def test_same_table_backfill_exact_under_concurrent_writes(db, run):
     conn = db.connect()
