@@ -17,6 +17,8 @@ reply text.  Every socket operation has a timeout.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import csv
+import io
 import os
 import re
 import socket
@@ -182,16 +184,19 @@ def _expect_header(command, reply, header):
 
 
 def parse_stat_csv(text):
-    """``show stat`` CSV -> list of dicts keyed by the header's column names (values are strings)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or not lines[0].startswith('# '):
+    """``show stat`` CSV -> list of dicts keyed by the header's column names (values are strings).
+
+    Parsed with the csv module: HAProxy quotes a field that contains a comma or a quote (e.g. ``check_desc``,
+    ``last_chk``: ``"Layer4 connection problem, info: ..."``), which a plain split would cut in two, shifting
+    every later column."""
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if not rows or not rows[0][0].startswith('# '):
         raise HAProxyError('show stat: unexpected reply: %s' % text.strip()[:300])
-    columns = lines[0][2:].split(',')
-    rows = []
-    for line in lines[1:]:
-        values = line.split(',')
-        rows.append(dict((col, values[i] if i < len(values) else '') for i, col in enumerate(columns) if col))
-    return rows
+    columns = [rows[0][0][2:]] + rows[0][1:]
+    result = []
+    for values in rows[1:]:
+        result.append(dict((col, values[i] if i < len(values) else '') for i, col in enumerate(columns) if col))
+    return result
 
 
 def admin_state_from_bits(bits):
@@ -405,8 +410,9 @@ def write_state_file(client, path):
     text = client.show_servers_state_text()
     parse_servers_state(text)  # refuse to persist something HAProxy could not load
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
         with os.fdopen(fd, 'w') as handle:
             handle.write(text)
             handle.flush()
@@ -414,7 +420,7 @@ def write_state_file(client, path):
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         raise HAProxyError('cannot write the server-state file %s: %s' % (path, exc))
     return text
@@ -460,7 +466,8 @@ def reload_succeeded(before, after):
     for worker in after['workers']:
         if worker['reloads'] == 0 and worker['pid'] not in old_pids:
             return True
-    if after['master']['failed'] > 0:
+    # the master's failed counter is cumulative: only a failure since ``before`` is this reload's
+    if after['master']['failed'] > before['master']['failed']:
         return False
     return None
 
@@ -501,9 +508,10 @@ class MasterClient:
                 if verdict is True:
                     return {'before': before, 'after': after}
                 if verdict is False:
-                    raise HAProxyReloadError('HAProxy reload failed (master reports %d failed reload(s)); the previous worker %s '
-                                             'keeps running: check the configuration with haproxy -c'
-                                             % (after['master']['failed'], [w['pid'] for w in after['workers']]))
+                    raise HAProxyReloadError('HAProxy reload failed (the master\'s failed reloads went from %d to %d); the previous '
+                                             'worker %s keeps running: check the configuration with haproxy -c'
+                                             % (before['master']['failed'], after['master']['failed'],
+                                                [w['pid'] for w in after['workers']]))
             except HAProxyConnectionError as exc:
                 last_error = exc   # master socket briefly unavailable while the master re-executes
             if time.monotonic() >= deadline:

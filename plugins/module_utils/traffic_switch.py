@@ -11,6 +11,7 @@ shaped like it (the unit tests use a small stand-in).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import math
 import time
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
@@ -35,6 +36,25 @@ class DrainTimeout(ZdtError):
         self.waited = waited
         busy = ', '.join('%s: %d current, %d queued' % (name, c[0], c[1]) for name, c in sorted(counts.items()) if c[0] or c[1])
         super(DrainTimeout, self).__init__('servers still busy after %.1fs: %s' % (waited, busy))
+
+
+class ChangedError(ZdtError):
+    """A step failed after the task had already changed HAProxy: the module reports ``changed=True``.
+
+    ``cause`` is the original exception; ``previous`` and ``current`` are describe() views of the colors before the
+    task and as read back after the failure (None when unknown or not read); ``applied`` the actions that were made;
+    ``warnings`` those collected before the failure.
+    """
+
+    changed = True
+
+    def __init__(self, message, cause=None, previous=None, current=None, applied=None, warnings=None):
+        self.cause = cause
+        self.previous = previous
+        self.current = current
+        self.applied = list(applied or [])
+        self.warnings = list(warnings or [])
+        super(ChangedError, self).__init__(message)
 
 
 def _gcd(a, b):
@@ -215,17 +235,19 @@ def drain_actions(servers, names):
 
 def poll_schedule(timeout, interval):
     """Offsets (s from the start) of the polls: one at 0, then every interval, the last one at the deadline.
-    The count is exact: ceil(timeout / interval) + 1 polls (a zero timeout polls once)."""
+    The count is exact: ceil(timeout / interval) + 1 polls (a zero timeout polls once), computed on the integer
+    number of whole intervals so that float noise (0.9 / 0.3 = 3.0000000000000004) adds no poll."""
     if interval <= 0:
         raise SwitchError('interval must be > 0')
     if timeout < 0:
         raise SwitchError('timeout must be >= 0')
-    offsets = []
-    k = 0
-    while k * interval < timeout:
-        offsets.append(k * interval)
-        k += 1
-    offsets.append(float(timeout))
+    timeout = float(timeout)
+    whole = int(math.floor(timeout / interval + 1e-9))   # whole intervals that fit into the timeout
+    offsets = [k * interval for k in range(whole + 1)]
+    if timeout - whole * interval > 1e-9 * interval:
+        offsets.append(timeout)      # a partial last interval: one more poll, at the deadline
+    else:
+        offsets[-1] = timeout        # the last whole interval ends at the deadline
     return offsets
 
 
@@ -265,10 +287,23 @@ def _settle(client, backend, names, timeout, clock, sleep, poll=0.2):
         sleep(poll)
 
 
+def _read_back(client, backend, colors, prefer):
+    """Best effort after a failure: the colors' describe() view as HAProxy has it now, or None."""
+    try:
+        return describe(colors, _views(client.servers(backend)), prefer=prefer)
+    except Exception:   # the failure is what gets reported; an unreadable state just stays unknown
+        return None
+
+
+def _format_actions(actions):
+    return ', '.join('%s %s %s' % (name, kind, value) for name, kind, value in actions) or 'none'
+
+
 def execute_swap(client, backend, colors, active, weight=100, force=False, check_mode=False, timeout=10.0,
                  clock=time.monotonic, sleep=time.sleep):
     """Plan, guard and (unless check_mode) apply a switch. Returns a dict with changed, previous, current,
-    desired, actions and warnings. Raises SwitchError/GuardrailError (nothing changed) or HAProxy errors."""
+    desired, actions and warnings. Raises SwitchError/GuardrailError or HAProxy errors when nothing was changed,
+    ChangedError when a step failed after something was changed."""
     servers = client.servers(backend)
     validate_colors(colors, active, weight, servers)
     previous = describe(colors, _views(servers))
@@ -296,9 +331,17 @@ def execute_swap(client, backend, colors, active, weight=100, force=False, check
                 warnings.append('check mode: %s is in maint, its health is only known after it leaves maint' % name)
             health[name] = {'passing': passing, 'admin_state': original_admin[name]}
         warnings.extend(check_guardrails(colors, active, desired, health, force=force))
-    except Exception:
-        for name in woken:
-            client.set_server_state(backend, name, 'maint')
+    except Exception as exc:
+        restored = []
+        try:
+            for name in woken:
+                client.set_server_state(backend, name, 'maint')
+                restored.append(name)
+        except Exception as again:
+            left = [n for n in woken if n not in restored]
+            raise ChangedError('%s; putting %s back to maint failed too (left in drain): %s' % (exc, ', '.join(left), again),
+                               cause=exc, previous=previous, current=_read_back(client, backend, colors, active),
+                               warnings=warnings)
         raise
 
     if check_mode:
@@ -313,16 +356,87 @@ def execute_swap(client, backend, colors, active, weight=100, force=False, check
             else:
                 client.set_server_state(backend, name, value)
         except Exception as exc:
-            exc.applied = actions[:index]   # the module reports changed when part of the switch was made
+            applied = actions[:index]
+            if not applied and not woken:
+                raise   # nothing changed yet
+            raise ChangedError('%s (the switch was applied in part: %s%s)'
+                               % (exc, _format_actions(applied), '; woken from maint to drain: %s' % ', '.join(woken) if woken else ''),
+                               cause=exc, previous=previous, current=_read_back(client, backend, colors, active),
+                               applied=applied, warnings=warnings)
+    changed = bool(actions) or bool(woken)
+    try:
+        after = client.servers(backend)
+    except Exception as exc:
+        if not changed:
             raise
-    after = client.servers(backend)
+        raise ChangedError('the switch was applied (%s), but reading it back failed: %s' % (_format_actions(actions), exc),
+                           cause=exc, previous=previous, current=_read_back(client, backend, colors, active),
+                           applied=actions, warnings=warnings)
     current = describe(colors, _views(after), prefer=active)
     wrong = sorted(n for n in desired if after[n].as_dict() != desired[n])
     if wrong:
-        raise SwitchError('HAProxy did not take the new state for %s: wanted %s, has %s'
-                          % (', '.join(wrong), dict((n, desired[n]) for n in wrong), dict((n, after[n].as_dict()) for n in wrong)))
-    return {'changed': bool(actions) or bool(woken), 'previous': previous, 'current': current, 'desired': desired,
+        message = ('HAProxy did not take the new state for %s: wanted %s, has %s'
+                   % (', '.join(wrong), dict((n, desired[n]) for n in wrong), dict((n, after[n].as_dict()) for n in wrong)))
+        if not changed:
+            raise SwitchError(message)
+        raise ChangedError(message, previous=previous, current=current, applied=actions, warnings=warnings)
+    return {'changed': changed, 'previous': previous, 'current': current, 'desired': desired,
             'actions': actions, 'warnings': warnings}
+
+
+def swap_and_persist(open_client, backend, colors, active, weight=100, force=False, check_mode=False, timeout=10.0,
+                     persist=None, reload=None, clock=time.monotonic, sleep=time.sleep):
+    """execute_swap() on a client from open_client() (a context manager), then, unless check_mode:
+    persist(client) when given (the server-state file, written whether or not the switch changed something), and
+    reload() when given and the switch changed something, followed by a check on a fresh client that the new
+    worker kept the switched state. Returns execute_swap()'s result.
+
+    Any failure after the switch changed something raises ChangedError carrying previous and the current state
+    as far as it could be read; failures before that propagate unchanged (nothing was changed)."""
+    with open_client() as client:
+        result = execute_swap(client, backend, colors, active, weight=weight, force=force, check_mode=check_mode,
+                              timeout=timeout, clock=clock, sleep=sleep)
+        if check_mode:
+            return result
+
+        def failed(step, exc, current=None):
+            return ChangedError('the switch was applied, but %s failed: %s' % (step, exc), cause=exc,
+                                previous=result['previous'], current=current or result['current'],
+                                applied=result['actions'], warnings=result['warnings'])
+        if persist is not None:
+            try:
+                persist(client)
+            except Exception as exc:
+                if not result['changed']:
+                    raise
+                raise failed('writing the server-state file', exc, _read_back(client, backend, colors, active))
+    if not result['changed'] or reload is None:
+        return result
+    try:
+        reload()
+    except Exception as exc:
+        raise failed('the reload', exc, _read_back_fresh(open_client, backend, colors, active))
+    try:
+        with open_client() as client:
+            after = client.servers(backend)
+    except Exception as exc:
+        raise failed('reading the state back after the reload', exc)
+    current = describe(colors, _views(after), prefer=active)
+    lost = sorted(n for n, want in result['desired'].items() if n not in after or after[n].as_dict() != want)
+    if lost:
+        raise ChangedError('HAProxy reloaded, but the new worker did not keep the switched state for %s (is '
+                           'load-server-state-from-file set and server-state-file = state_file?)' % ', '.join(lost),
+                           previous=result['previous'], current=current, applied=result['actions'], warnings=result['warnings'])
+    result['current'] = current
+    return result
+
+
+def _read_back_fresh(open_client, backend, colors, prefer):
+    try:
+        with open_client() as client:
+            return _read_back(client, backend, colors, prefer)
+    except Exception:
+        return None
 
 
 def resolve_drain_servers(servers=None, colors=None, color=None):
@@ -341,7 +455,9 @@ def resolve_drain_servers(servers=None, colors=None, color=None):
 def execute_drain(client, backend, names, timeout=300.0, interval=1.0, on_timeout='fail', maint=True, check_mode=False,
                   clock=time.monotonic, sleep=time.sleep):
     """Drain, wait for zero current and queued sessions, then maint. Returns changed, waited, sessions, shutdown,
-    before, after, warnings. Raises DrainTimeout (on_timeout=fail; the servers stay in drain)."""
+    before, after, warnings. Raises DrainTimeout (on_timeout=fail; the servers stay in drain; its ``changed`` says
+    whether this run drained them), ChangedError for any other failure after an admin state was changed, and
+    SwitchError or HAProxy errors when nothing was changed."""
     if on_timeout not in ('fail', 'shutdown'):
         raise SwitchError('on_timeout must be fail or shutdown, got %r' % (on_timeout,))
     servers = client.servers(backend)
@@ -358,9 +474,26 @@ def execute_drain(client, backend, names, timeout=300.0, interval=1.0, on_timeou
     if check_mode:
         return result
 
+    result['changed'] = False
+    done = []   # admin state changes made so far, for the message of a later failure
+    try:
+        _drain_and_wait(client, backend, names, before, to_drain, timeout, interval, on_timeout, maint, result, done,
+                        clock, sleep)
+    except DrainTimeout as exc:
+        exc.changed = result['changed']
+        raise
+    except Exception as exc:
+        if not result['changed']:
+            raise
+        raise ChangedError('%s (after setting %s)' % (exc, ', '.join(done)), cause=exc, warnings=result['warnings'])
+    return result
+
+
+def _drain_and_wait(client, backend, names, before, to_drain, timeout, interval, on_timeout, maint, result, done, clock, sleep):
     for name in to_drain:
         client.set_server_state(backend, name, 'drain')
-    result['changed'] = bool(to_drain)
+        result['changed'] = True
+        done.append('%s to drain' % name)
 
     def counts():
         return client.session_counts(backend, names)
@@ -369,7 +502,6 @@ def execute_drain(client, backend, names, timeout=300.0, interval=1.0, on_timeou
         waited, last, _polls = wait_drained(counts, timeout, interval, clock=clock, sleep=sleep)
     except DrainTimeout as exc:
         if on_timeout == 'fail':
-            exc.changed = result['changed']
             raise
         busy = sorted(n for n, c in exc.counts.items() if c[0] or c[1])
         for name in busy:
@@ -390,4 +522,4 @@ def execute_drain(client, backend, names, timeout=300.0, interval=1.0, on_timeou
             if before[name] != 'maint':
                 client.set_server_state(backend, name, 'maint')
                 result['changed'] = True
-    return result
+                done.append('%s to maint' % name)

@@ -21,6 +21,8 @@ description:
     O(on_timeout=shutdown) shuts their sessions down (in HTTP mode every in-flight request gets a 502), warns, and
     goes on to C(maint).
   - In HTTP mode C(scur) counts requests in flight, not idle keep-alive connections.
+  - Any failure after it changed an admin state (a timeout, a socket error or timeout while waiting, a refused
+    C(maint)) reports C(changed=true).
 extends_documentation_fragment:
   - zdt.bluegreen.haproxy
 options:
@@ -113,9 +115,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import HAProxyError, RuntimeClient
+from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import RuntimeClient
 from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_switch import (
-    DrainTimeout, execute_drain, resolve_drain_servers,
+    ChangedError, DrainTimeout, execute_drain, resolve_drain_servers,
 )
 
 SOCKET_TIMEOUT = 10.0
@@ -161,7 +163,11 @@ def main():
     )
     try:
         run(module)
-    except (ZdtError, HAProxyError) as exc:
+    except ChangedError as exc:
+        for warning in exc.warnings:
+            module.warn(warning)
+        module.fail_json(msg='drain_wait: %s' % to_native(exc), changed=True, exception=traceback.format_exc())
+    except ZdtError as exc:
         module.fail_json(msg=to_native(exc), exception=traceback.format_exc())
 
 

@@ -24,7 +24,9 @@ description:
     they settle (bounded by O(timeout)); if the switch is refused it goes back to C(maint).
   - Refuses, even with O(force=true), a switch that would take away the last server of the backend that is both
     C(ready) and passing its checks.
-  - C(changed) comes from admin states and weights only, never from session counts.
+  - C(changed) comes from admin states and weights only, never from session counts. A failure after something was
+    changed (a step of the switch, a server woken from C(maint), the state file, the reload or its read-back) reports
+    C(changed=true) with RV(previous) and RV(current).
   - Persists the result so a later reload or restart keeps it. With O(state_file), C(show servers state) is written
     atomically to that file after the switch (the format C(load-server-state-from-file) reads). With
     O(master_socket), a switch that changed something is followed by a hitless reload through the master CLI;
@@ -104,18 +106,27 @@ EXAMPLES = r'''
     master_socket: /run/haproxy/master.sock
   register: swap
 
-- name: Roll back exactly to what was there before
+- name: Roll back the traffic split (the previous color takes its previous share again)
   zdt.bluegreen.haproxy_swap:
     socket: /run/haproxy/admin.sock
     backend: app
     colors: {blue: [blue1], green: [green1]}
     active: "{{ swap.previous.active }}"
     weight: "{{ swap.previous.weight }}"
+  when: swap.previous.active is not none
 '''
 
 RETURN = r'''
 previous:
-  description: The backend's colors before the task; O(active) and O(weight) from it restore it.
+  description:
+    - The backend's colors before the task (also returned when the task fails after it changed something).
+    - Passing its RV(previous.active) and RV(previous.weight) back as O(active) and O(weight) restores the traffic
+      split - which color takes which share (rounded to a whole percent) - not the exact previous state. Admin
+      states follow the switch rules, not the previous ones. The servers of O(active) become C(ready); those of the
+      other color C(ready) with the rest of the traffic (a canary) or C(drain) (O(weight=100)), so a server that was
+      in C(maint) comes back as C(drain). Per-server weights are derived again (equal to the previous ones when this
+      module set them); a drained color keeps the weights it has at that time.
+    - RV(previous.active) is null when no server of the colors was C(ready); there is no split to restore then.
   returned: always
   type: dict
   contains:
@@ -130,7 +141,10 @@ previous:
       type: dict
   sample: {active: blue, weight: 100, servers: {blue1: {admin_state: ready, weight: 100}, green1: {admin_state: drain, weight: 100}}}
 current:
-  description: The same after the task (in check mode, what it would be).
+  description:
+    - The same after the task (in check mode, what it would be).
+    - When the task fails after it changed something (C(changed=true)), the state read back after the failure, or
+      the switched state when it could not be read.
   returned: always
   type: dict
   sample: {active: green, weight: 90, servers: {blue1: {admin_state: ready, weight: 10}, green1: {admin_state: ready, weight: 90}}}
@@ -142,10 +156,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import (
-    HAProxyError, MasterClient, RuntimeClient, write_state_file,
-)
-from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_switch import execute_swap
+from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import MasterClient, RuntimeClient, write_state_file
+from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_switch import ChangedError, swap_and_persist
 
 
 def run(module):
@@ -154,22 +166,18 @@ def run(module):
     for color, names in colors.items():
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             module.fail_json(msg='colors.%s must be a list of server names' % color)
-    with RuntimeClient(p['socket'], timeout=p['timeout']) as client:
-        result = execute_swap(client, p['backend'], colors, p['active'], weight=p['weight'], force=p['force'],
-                              check_mode=module.check_mode, timeout=p['timeout'])
-        for warning in result['warnings']:
-            module.warn(warning)
-        if not module.check_mode and p['state_file']:
+    persist = reload = None
+    if p['state_file']:
+        def persist(client):
             write_state_file(client, p['state_file'])
-    if not module.check_mode and result['changed'] and p['master_socket']:
-        MasterClient(p['master_socket'], timeout=p['timeout']).reload(timeout=max(p['timeout'], 10))
-        with RuntimeClient(p['socket'], timeout=p['timeout']) as client:
-            after = client.servers(p['backend'])
-        lost = sorted(n for n, want in result['desired'].items() if after[n].as_dict() != want)
-        if lost:
-            module.fail_json(msg='HAProxy reloaded, but the new worker did not keep the switched state for %s (is '
-                             'load-server-state-from-file set and server-state-file = state_file?)' % ', '.join(lost),
-                             changed=True, previous=result['previous'], current=result['current'])
+    if p['master_socket']:
+        def reload():
+            MasterClient(p['master_socket'], timeout=p['timeout']).reload(timeout=max(p['timeout'], 10))
+    result = swap_and_persist(lambda: RuntimeClient(p['socket'], timeout=p['timeout']), p['backend'], colors, p['active'],
+                              weight=p['weight'], force=p['force'], check_mode=module.check_mode, timeout=p['timeout'],
+                              persist=persist, reload=reload)
+    for warning in result['warnings']:
+        module.warn(warning)
     out = {'changed': result['changed'], 'previous': result['previous'], 'current': result['current']}
     if module._diff:
         out['diff'] = {'before': result['previous'], 'after': result['current']}
@@ -194,11 +202,12 @@ def main():
     )
     try:
         run(module)
-    except (ZdtError, HAProxyError) as exc:
-        applied = getattr(exc, 'applied', None)
-        if applied:
-            module.fail_json(msg='%s (after these steps were applied: %s)' % (to_native(exc), applied), changed=True,
-                             exception=traceback.format_exc())
+    except ChangedError as exc:
+        for warning in exc.warnings:
+            module.warn(warning)
+        module.fail_json(msg=to_native(exc), changed=True, previous=exc.previous, current=exc.current,
+                         exception=traceback.format_exc())
+    except ZdtError as exc:
         module.fail_json(msg=to_native(exc), exception=traceback.format_exc())
 
 

@@ -1,6 +1,9 @@
 """drain_wait against a real HAProxy 2.6 from the sandbox with long-lived requests in flight."""
 import os
+import shutil
+import socket
 import sys
+import tempfile
 import threading
 import time
 
@@ -165,3 +168,89 @@ def test_clear_errors(lb, run_module, override, needle):
     result = drain(run_module, lb, **override)
     assert result.get('failed') and needle in result['msg'], result
     assert lb.states() == before
+
+
+class CuttingProxy:
+    """A unix-socket proxy in front of the stats socket that hangs up a connection at its first command starting
+    with `cut_on` once a command starting with `armed_by` went through: a socket lost in the middle of a task."""
+
+    def __init__(self, target, armed_by, cut_on):
+        self.target = target
+        self.armed_by = armed_by
+        self.cut_on = cut_on
+        self.cut = []
+        self.dir = tempfile.mkdtemp(prefix='zdt-proxy-')
+        self.path = os.path.join(self.dir, 'admin.sock')
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(5)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _peer = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def _handle(self, conn):
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.connect(self.target)
+        threading.Thread(target=self._pump, args=(upstream, conn), daemon=True).start()
+        armed = False
+        buf = b''
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while b'\n' in buf:
+                    line, buf = buf.split(b'\n', 1)
+                    text = line.decode()
+                    if armed and text.startswith(self.cut_on):
+                        self.cut.append(text)
+                        return
+                    armed = armed or text.startswith(self.armed_by)
+                    upstream.sendall(line + b'\n')
+        except OSError:
+            return
+        finally:
+            for sock in (conn, upstream):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def close(self):
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_socket_lost_after_draining_reports_changed(lb, run_module):
+    """The socket fails while waiting, after blue1 was put to drain: the task failed *and* changed something."""
+    blue_only(lb)
+    with lb.client() as client:
+        client.set_server_state('app', 'green1', 'ready')
+    proxy = CuttingProxy(lb.socket, armed_by='set server app/blue1 state drain', cut_on='show stat')
+    try:
+        result = drain(run_module, lb, socket=proxy.path, servers=['blue1'], timeout=5, interval=0.2)
+    finally:
+        proxy.close()
+    assert proxy.cut == ['show stat app -1 -1']
+    assert result.get('failed') and result['changed'] is True, result
+    assert 'closed the connection' in result['msg'] and 'after setting blue1 to drain' in result['msg'], result
+    assert lb.states()['blue1']['admin_state'] == 'drain'

@@ -159,9 +159,40 @@ def test_swap_changes_exactly_and_is_idempotent(lb, run_module):
     assert done['changed'] is True and done['previous'] == first['current']
     assert done['current']['active'] == 'green' and lb.states()['blue1']['admin_state'] == 'drain'
     assert set(versions(lb, 20)) == {'2'}
-    # rollback restores `previous` exactly
+    # passing `previous` back restores the split; exactly here, as no server was in maint and the weights were ours
     back = swap(run_module, lb, active=done['previous']['active'], weight=done['previous']['weight'])
     assert back['current'] == first['current']
+
+
+def test_rollback_from_previous_restores_the_split_not_a_maint_state(lb, run_module):
+    """What the documentation promises: the previous color and share come back; a server that was in maint comes
+    back as drain (the switch rules), not as maint."""
+    lb.reset()
+    with lb.client() as client:
+        client.set_server_state('app', 'green1', 'maint')
+    done = swap(run_module, lb, active='green')
+    assert not done.get('failed'), done
+    assert done['previous'] == {'active': 'blue', 'weight': 100,
+                                'servers': {'blue1': {'admin_state': 'ready', 'weight': 100},
+                                            'green1': {'admin_state': 'maint', 'weight': 100}}}
+    back = swap(run_module, lb, active=done['previous']['active'], weight=done['previous']['weight'])
+    assert not back.get('failed'), back
+    assert back['current']['active'] == 'blue' and back['current']['weight'] == 100
+    assert back['current']['servers']['green1'] == {'admin_state': 'drain', 'weight': 100}
+    assert set(versions(lb, 10)) == {'1'}
+
+
+def test_reload_failure_after_the_switch_reports_changed(lb, run_module, tmp_path):
+    """The switch and the state file are done when the master socket fails: changed, with previous and current."""
+    lb.reset()
+    assert not swap(run_module, lb, active='blue').get('failed')
+    state_file = tmp_path / 'server-state'
+    result = swap(run_module, lb, active='green', state_file=str(state_file), master_socket=str(tmp_path / 'no-master.sock'))
+    assert result.get('failed') and result['changed'] is True, result
+    assert 'the switch was applied, but the reload failed' in result['msg'] and 'no-master.sock' in result['msg'], result
+    assert result['previous']['active'] == 'blue' and result['previous']['servers']['green1']['admin_state'] == 'drain'
+    assert result['current']['active'] == 'green' and result['current']['servers'] == lb.states()
+    assert state_file.read_text().startswith('1\n# be_id')
 
 
 def test_swap_under_load_has_no_errors(lb, run_module):

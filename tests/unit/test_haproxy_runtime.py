@@ -25,9 +25,11 @@ STAT_HEADER = ('# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dres
                'agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,')
 
 
-def stat_row(name, scur, qcur, status, health):
+def stat_row(name, scur, qcur, status, health, **raw):
+    """One show stat line; raw values (already CSV-encoded as HAProxy sends them) are put in as they are."""
     values = {'pxname': 'app', 'svname': name, 'qcur': str(qcur), 'scur': str(scur), 'status': status,
               'check_rise': '1', 'check_fall': '2', 'check_health': str(health)}
+    values.update(raw)
     cols = STAT_HEADER[2:].split(',')
     return ','.join(values.get(c, '') for c in cols)
 
@@ -163,6 +165,40 @@ def test_parse_stat_csv():
         hr.parse_stat_csv('No such proxy.\n')
 
 
+# HAProxy 2.6 quotes a field with a comma or a quote (csv_enc), doubling the quotes inside
+QUOTED_DESC = '"Layer4 connection problem, info: ""Connection refused"""'
+QUOTED_LAST_CHK = '"Connection refused, at initial connection step of tcp-check"'
+
+
+def test_parse_stat_csv_keeps_quoted_fields_with_commas_whole():
+    text = '\n'.join([STAT_HEADER,
+                      stat_row('green1', 0, 0, 'DOWN', 0, check_desc=QUOTED_DESC, last_chk=QUOTED_LAST_CHK,
+                               check_status='L4CON', check_rise='3', check_fall='5'),
+                      stat_row('blue1', 4, 2, 'UP', 7, check_rise='2', check_fall='6')]) + '\n'
+    rows = hr.parse_stat_csv(text)
+    assert [r['svname'] for r in rows] == ['green1', 'blue1']
+    green, blue = rows
+    assert green['check_desc'] == 'Layer4 connection problem, info: "Connection refused"'
+    assert green['last_chk'] == 'Connection refused, at initial connection step of tcp-check'
+    assert (green['check_rise'], green['check_fall'], green['check_health']) == ('3', '5', '0')
+    assert green['status'] == 'DOWN' and green['check_status'] == 'L4CON' and green['agent_desc'] == ''
+    assert (blue['scur'], blue['qcur'], blue['check_rise'], blue['check_fall'], blue['check_health']) == ('4', '2', '2', '6', '7')
+    assert set(green) == set(c for c in STAT_HEADER[2:].split(',') if c)
+
+
+def test_servers_judge_health_with_a_quoted_check_description(fake):
+    """rise/fall come from the right columns although an earlier field holds a comma."""
+    stat = '\n'.join([STAT_HEADER, stat_row('blue1', 3, 1, 'UP', 2, check_desc=QUOTED_DESC, last_chk=QUOTED_LAST_CHK),
+                      stat_row('green1', 0, 0, 'DOWN', 0, check_desc=QUOTED_DESC),
+                      stat_row('blue2', 0, 0, 'MAINT', 0)]) + '\n'
+    cli = fake({'show servers state app': STATE_TEXT, 'show stat app -1 -1': stat})
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        servers = client.servers('app')
+    blue1 = servers['blue1']
+    assert (blue1.rise, blue1.fall, blue1.scur, blue1.qcur) == (1, 2, 3, 1)
+    assert blue1.passing and blue1.settled
+
+
 def test_parse_show_proc_and_reload_verdicts():
     before = hr.parse_show_proc(PROC_BEFORE)
     assert before['master'] == {'pid': 5983, 'reloads': 0, 'failed': 0}
@@ -174,6 +210,51 @@ def test_parse_show_proc_and_reload_verdicts():
     assert hr.reload_succeeded(before, before) is None     # master not re-executed yet
     with pytest.raises(hr.HAProxyError):
         hr.parse_show_proc('Unknown command\n')
+
+
+def proc(reloads, failed, workers, old_workers=()):
+    return {'master': {'pid': 1, 'reloads': reloads, 'failed': failed},
+            'workers': [{'pid': pid, 'reloads': r} for pid, r in workers],
+            'old_workers': [{'pid': pid, 'reloads': r} for pid, r in old_workers]}
+
+
+def test_reload_verdict_compares_the_cumulative_failed_counter():
+    """The master's failed counter never goes down: an earlier failed reload must not fail a later one."""
+    before = proc(1, 1, [(10, 1)])                       # a reload failed some time ago; worker 10 serves
+    assert hr.reload_succeeded(before, proc(2, 1, [(11, 0)], [(10, 2)])) is True     # new worker: success
+    assert hr.reload_succeeded(before, proc(2, 1, [(10, 2)])) is None                # not decided yet, not failed
+    assert hr.reload_succeeded(before, proc(2, 2, [(10, 2)])) is False               # this reload failed
+    assert hr.reload_succeeded(proc(0, 0, [(10, 0)]), proc(1, 1, [(10, 1)])) is False
+
+
+def test_master_reload_succeeds_after_an_earlier_failed_reload(fake):
+    earlier_failure = PROC_FAILED   # reloads 1, failed 1, worker 5985 still serving
+    later_success = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
+                     '5983            master          2 [failed: 1]   0d00h00m40s     2.6.12-1+deb12u4\n'
+                     '# workers\n7001            worker          0               0d00h00m01s     2.6.12-1+deb12u4\n'
+                     '# old workers\n5985            worker          2               0d00h00m25s     2.6.12-1+deb12u4\n# programs\n')
+    pending = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
+               '5983            master          2 [failed: 1]   0d00h00m40s     2.6.12-1+deb12u4\n'
+               '# workers\n5985            worker          2               0d00h00m25s     2.6.12-1+deb12u4\n# programs\n')
+    state = {'proc': [earlier_failure]}
+
+    def replies(line):
+        if line == 'show proc':
+            return state['proc'].pop(0) if len(state['proc']) > 1 else state['proc'][0]
+        if line == 'reload':
+            state['proc'] = [pending, pending, later_success]   # the master re-executed; the new worker comes a bit later
+            return None
+        return 'Unknown command'
+    cli = fake(replies, prompt='master> ', first_prompt='master> ')
+    result = hr.MasterClient(cli.path, timeout=2).reload(timeout=2, poll=0.01)
+    assert [w['pid'] for w in result['after']['workers']] == [7001]
+
+
+def test_write_state_file_into_a_missing_directory_is_a_clear_error(fake, tmp_path):
+    cli = fake({'show servers state': STATE_TEXT})
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        with pytest.raises(hr.HAProxyError, match='cannot write the server-state file'):
+            hr.write_state_file(client, str(tmp_path / 'missing' / 'server-state'))
 
 
 def test_parse_address():

@@ -4,7 +4,9 @@ import math
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import traffic_switch as ts
-from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import HAProxyCommandError, Server
+from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import (
+    HAProxyCommandError, HAProxyConnectionError, HAProxyError, HAProxyReloadError, Server,
+)
 
 
 def share(weights_a, count_a, weights_o, count_o):
@@ -147,8 +149,13 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.mark.parametrize('timeout,interval', [(3, 1), (2.5, 1), (0, 1), (10, 3), (1, 0.25)])
-def test_poll_count_is_exact(timeout, interval):
+@pytest.mark.parametrize('timeout,interval,polls', [
+    (3, 1, 4), (2.5, 1, 4), (0, 1, 1), (10, 3, 5), (1, 0.25, 5),
+    # float timeouts and intervals: no extra poll from float noise (0.9 / 0.3 == 3.0000000000000004, 3 * 0.3 < 0.9)
+    (0.9, 0.3, 4), (0.3, 0.1, 4), (0.7, 0.1, 8), (0.6, 0.2, 4), (1.0, 0.1, 11), (2.1, 0.7, 4), (0.35, 0.1, 5),
+    (0.5, 0.2, 4), (300, 0.1, 3001), (0.05, 0.2, 2),
+])
+def test_poll_count_is_exact(timeout, interval, polls):
     clock = FakeClock()
     calls = []
 
@@ -157,10 +164,19 @@ def test_poll_count_is_exact(timeout, interval):
         return {'blue1': (1, 0)}
     with pytest.raises(ts.DrainTimeout) as err:
         ts.wait_drained(counts, timeout, interval, clock=clock.clock, sleep=clock.sleep)
-    assert len(calls) == int(math.ceil(float(timeout) / interval)) + 1
-    assert calls[0] == 100.0 and calls[-1] == 100.0 + timeout   # first at once, last at the deadline
+    assert len(calls) == polls
+    assert calls[0] == 100.0 and calls[-1] == pytest.approx(100.0 + timeout)   # first at once, last at the deadline
     assert err.value.counts == {'blue1': (1, 0)}
     assert 'blue1: 1 current, 0 queued' in str(err.value)
+
+
+@pytest.mark.parametrize('timeout,interval', [(0.9, 0.3), (0.3, 0.1), (0.7, 0.1), (2.5, 1), (0.35, 0.1), (7.7, 1.1), (1e-3, 1e-4)])
+def test_poll_schedule_ends_exactly_at_the_deadline_with_steps_of_at_most_interval(timeout, interval):
+    offsets = ts.poll_schedule(timeout, interval)
+    assert offsets[0] == 0 and offsets[-1] == timeout
+    assert len(offsets) == int(round(math.ceil(round(timeout / interval, 6)))) + 1
+    steps = [b - a for a, b in zip(offsets, offsets[1:])]
+    assert all(0 < step <= interval * (1 + 1e-9) for step in steps), steps
 
 
 def test_wait_drained_returns_when_scur_and_qcur_reach_zero():
@@ -337,6 +353,178 @@ def test_partial_apply_is_reported():
             raise HAProxyCommandError('set server', 'Permission denied')
         original(backend, server, state)
     hp.set_server_state = fail_on_drain
-    with pytest.raises(HAProxyCommandError) as err:
+    with pytest.raises(ts.ChangedError, match='Permission denied') as err:
         ts.execute_swap(hp, 'app', COLORS, 'green')
+    assert err.value.changed is True and isinstance(err.value.cause, HAProxyCommandError)
     assert err.value.applied == [('green1', 'state', 'ready')]
+    assert err.value.previous['active'] == 'blue'
+    assert err.value.current['servers'] == {'blue1': srv('ready', 100), 'green1': srv('ready', 100)}   # read back
+
+
+def test_failure_of_the_first_step_changed_nothing_and_is_raised_as_it_is():
+    hp = two()
+
+    def refuse(backend, server, state):
+        raise HAProxyCommandError('set server', 'Permission denied')
+    hp.set_server_state = refuse
+    with pytest.raises(HAProxyCommandError):
+        ts.execute_swap(hp, 'app', COLORS, 'green')
+
+
+def test_failure_after_waking_a_maint_server_is_a_change():
+    hp = two(green=('maint', 100, True))
+    original = hp.set_server_state
+
+    def fail_on_ready(backend, server, state):
+        if state == 'ready':
+            raise HAProxyCommandError('set server', 'Permission denied')
+        original(backend, server, state)
+    hp.set_server_state = fail_on_ready
+    with pytest.raises(ts.ChangedError, match='woken from maint to drain: green1') as err:
+        ts.execute_swap(hp, 'app', COLORS, 'green', sleep=lambda s: None)
+    assert err.value.current['servers']['green1'] == srv('drain', 100)
+
+
+# ---------------------------------------------------------------- swap, persist, reload
+
+
+class Opener:
+    """open_client for swap_and_persist: hands out the fake, optionally failing from the n-th opening on."""
+
+    def __init__(self, fake, fail_from=None):
+        self.fake = fake
+        self.opened = 0
+        self.fail_from = fail_from
+
+    def __call__(self):
+        self.opened += 1
+        if self.fail_from is not None and self.opened >= self.fail_from:
+            raise HAProxyConnectionError('cannot connect to HAProxy socket /x: refused')
+        return self
+
+    def __enter__(self):
+        return self.fake
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_reload_failure_after_the_switch_reports_changed_with_previous_and_current():
+    hp = two()
+    persisted = []
+
+    def reload():
+        raise HAProxyReloadError('HAProxy reload failed')
+    with pytest.raises(ts.ChangedError, match='the switch was applied, but the reload failed: HAProxy reload failed') as err:
+        ts.swap_and_persist(Opener(hp), 'app', COLORS, 'green', persist=persisted.append, reload=reload)
+    assert persisted == [hp]
+    assert err.value.changed is True and isinstance(err.value.cause, HAProxyReloadError)
+    assert err.value.previous == {'active': 'blue', 'weight': 100,
+                                  'servers': {'blue1': srv('ready', 100), 'green1': srv('drain', 100)}}
+    assert err.value.current == {'active': 'green', 'weight': 100,
+                                 'servers': {'blue1': srv('drain', 100), 'green1': srv('ready', 100)}}
+    assert err.value.applied == [('green1', 'state', 'ready'), ('blue1', 'state', 'drain')]
+
+
+def test_reload_failure_with_an_unreadable_socket_reports_the_switched_state():
+    hp = two()
+
+    def reload():
+        raise HAProxyReloadError('no new worker')
+    with pytest.raises(ts.ChangedError) as err:
+        ts.swap_and_persist(Opener(hp, fail_from=2), 'app', COLORS, 'green', persist=lambda c: None, reload=reload)
+    assert err.value.current['active'] == 'green' and err.value.previous['active'] == 'blue'
+
+
+def test_reading_back_after_the_reload_fails_is_a_change():
+    hp = two()
+    with pytest.raises(ts.ChangedError, match='reading the state back after the reload failed') as err:
+        ts.swap_and_persist(Opener(hp, fail_from=2), 'app', COLORS, 'green', persist=lambda c: None, reload=lambda: None)
+    assert err.value.previous['active'] == 'blue' and err.value.current['active'] == 'green'
+
+
+def test_state_file_failure_after_the_switch_is_a_change_and_before_it_is_not():
+    def persist(client):
+        raise HAProxyError('cannot write the server-state file /x: Permission denied')
+    hp = two()
+    with pytest.raises(ts.ChangedError, match='writing the server-state file failed') as err:
+        ts.swap_and_persist(Opener(hp), 'app', COLORS, 'green', persist=persist, reload=lambda: None)
+    assert err.value.current['active'] == 'green'
+    with pytest.raises(HAProxyError) as err:   # the same switch again changes nothing: a plain failure
+        ts.swap_and_persist(Opener(hp), 'app', COLORS, 'green', persist=persist)
+    assert not isinstance(err.value, ts.ChangedError)
+
+
+def test_reload_that_loses_the_switch_is_a_change():
+    hp = two()
+
+    def reload():   # a new worker that did not load the state file: the configuration's states
+        hp.state['blue1']['admin'] = 'ready'
+        hp.state['green1']['admin'] = 'ready'
+    with pytest.raises(ts.ChangedError, match='did not keep the switched state for blue1') as err:
+        ts.swap_and_persist(Opener(hp), 'app', COLORS, 'green', persist=lambda c: None, reload=reload)
+    assert err.value.current['servers']['blue1'] == srv('ready', 100)
+
+
+def test_swap_and_persist_reloads_only_after_a_change_and_never_in_check_mode():
+    hp = two()
+    reloads, persisted = [], []
+    res = ts.swap_and_persist(Opener(hp), 'app', COLORS, 'green', persist=persisted.append, reload=lambda: reloads.append(1))
+    assert res['changed'] and reloads == [1] and len(persisted) == 1 and res['current']['active'] == 'green'
+    res = ts.swap_and_persist(Opener(hp), 'app', COLORS, 'green', persist=persisted.append, reload=lambda: reloads.append(1))
+    assert not res['changed'] and reloads == [1] and len(persisted) == 2
+    res = ts.swap_and_persist(Opener(hp), 'app', COLORS, 'blue', check_mode=True, persist=persisted.append,
+                              reload=lambda: reloads.append(1))
+    assert res['changed'] and reloads == [1] and len(persisted) == 2 and hp.writes[-1] == ('blue1', 'state', 'drain')
+
+
+# ---------------------------------------------------------------- drain failures
+
+
+def test_socket_error_after_draining_is_a_change():
+    hp = two()
+    hp.state['blue1']['scur'] = 2
+
+    def lose_the_socket(fake):
+        raise HAProxyConnectionError('HAProxy socket /x: no complete reply to "show stat app -1 -1" within 10.0s')
+    hp.session_script = lose_the_socket
+    clock = FakeClock()
+    with pytest.raises(ts.ChangedError, match='no complete reply.*after setting blue1 to drain') as err:
+        ts.execute_drain(hp, 'app', ['blue1'], timeout=3, interval=1, clock=clock.clock, sleep=clock.sleep)
+    assert err.value.changed is True and isinstance(err.value.cause, HAProxyConnectionError)
+    assert hp.state['blue1']['admin'] == 'drain'
+
+
+def test_socket_error_with_nothing_changed_is_raised_as_it_is():
+    hp = two(blue=('drain', 100, True))
+
+    def lose_the_socket(fake):
+        raise HAProxyConnectionError('gone')
+    hp.session_script = lose_the_socket
+    with pytest.raises(HAProxyConnectionError):
+        ts.execute_drain(hp, 'app', ['blue1'], timeout=3, interval=1, sleep=lambda s: None)
+
+
+def test_failure_setting_maint_after_the_drain_is_a_change():
+    hp = two(blue=('drain', 100, True))   # already drained: only the maint step changes something
+    original = hp.set_server_state
+
+    def refuse_maint(backend, server, state):
+        if server == 'green1':
+            raise HAProxyCommandError('set server', 'Permission denied')
+        original(backend, server, state)
+    hp.set_server_state = refuse_maint
+    with pytest.raises(ts.ChangedError, match='after setting blue1 to maint'):
+        ts.execute_drain(hp, 'app', ['blue1', 'green1'], timeout=0, interval=1)
+
+
+def test_drain_timeout_carries_whether_it_drained():
+    hp = two()
+    hp.state['blue1']['scur'] = 2
+    clock = FakeClock()
+    with pytest.raises(ts.DrainTimeout) as err:
+        ts.execute_drain(hp, 'app', ['blue1'], timeout=1, interval=1, clock=clock.clock, sleep=clock.sleep)
+    assert err.value.changed is True
+    with pytest.raises(ts.DrainTimeout) as err:
+        ts.execute_drain(hp, 'app', ['blue1'], timeout=1, interval=1, clock=clock.clock, sleep=clock.sleep)
+    assert err.value.changed is False
