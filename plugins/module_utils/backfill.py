@@ -59,6 +59,7 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_LOCK_DEADLOCK = 1213
 WARN_GROUP_CONCAT_CUT = 1260
+WARN_DEPRECATED_SYNTAX = 1287
 MIN_CHUNK = 10
 MAX_CHUNK = 1000000
 MAX_SLICE = 20000
@@ -156,7 +157,8 @@ class Backfill(object):
         if count == 0:
             return
         cur.execute('SHOW WARNINGS')
-        warnings = cur.fetchall()
+        # a deprecated-syntax note (MySQL 8.0.20+ on VALUES() in ON DUPLICATE KEY UPDATE) says nothing about the data
+        warnings = [w for w in cur.fetchall() if int(w[1]) != WARN_DEPRECATED_SYNTAX]
         if not warnings:
             return
         if any(int(w[1]) == WARN_GROUP_CONCAT_CUT for w in warnings):
@@ -288,7 +290,13 @@ class Backfill(object):
         cond, args = range_condition(self.key_sql, lo, hi)
         cur.execute('SELECT COUNT(*) FROM %s WHERE %s LOCK IN SHARE MODE' % (self.from_sql, cond), args)
         scanned = int(cur.fetchone()[0])
-        sets = ', '.join('%s = %s' % (q(t, 'to.columns'), q(f, 'from.columns')) for f, t in zip(plan.from_columns, plan.to_columns))
+        if plan.direction == 'both':
+            # as on insert, the non-NULL side wins (from when both are set); both assignments read the same values
+            # whether the server assigns left to right or simultaneously
+            sets = ', '.join('%s = COALESCE(%s, %s), %s = COALESCE(%s, %s)' % (t, f, t, f, f, t) for f, t in (
+                (q(f, 'from.columns'), q(t, 'to.columns')) for f, t in zip(plan.from_columns, plan.to_columns)))
+        else:
+            sets = ', '.join('%s = %s' % (q(t, 'to.columns'), q(f, 'from.columns')) for f, t in zip(plan.from_columns, plan.to_columns))
         same = ' AND '.join('(%s)' % same_value(q(f, 'from.columns'), q(t, 'to.columns'), type_kind(ft) if type_kind(ft) == type_kind(tt) else 'other')
                             for f, t, ft, tt in plan.pairs())
         cur.execute('UPDATE %s SET %s WHERE %s AND NOT (%s)' % (self.from_sql, sets, cond, same), args)

@@ -373,6 +373,8 @@ def _plan_drop_index(model, op, phase, index, steps, skipped, done):
     a = op.args
     t = _need_table(model, op, a['table'], allow_missing=done)
     if t is None or a['name'].lower() not in t.indexes:
+        if not done:
+            raise _fail(op, 'index %s on %s does not exist (and this contract did not drop it)' % (a['name'], a['table']), 'drop_index.name')
         skipped.append(Skip(phase, index, op, 'index %s on %s is absent' % (a['name'], a['table'])))
         return
     _drop_index_checks(op, t, a['name'])
@@ -415,6 +417,8 @@ def _drop_columns_step(model, op, phase, index, t, columns, action, rollback=Fal
 def _plan_drop_columns(model, op, phase, index, steps, skipped, done):
     a = op.args
     t = _need_table(model, op, a['table'], allow_missing=done)
+    if t is not None and not done:
+        _need_columns(op, t, a['columns'], 'columns')
     step = _drop_columns_step(model, op, phase, index, t, a['columns'], 'drop_columns') if t is not None else None
     if step is None:
         skipped.append(Skip(phase, index, op, 'columns %s.(%s) are absent' % (a['table'], ', '.join(a['columns']))))
@@ -431,9 +435,10 @@ def _drop_table_step(model, op, phase, index, table, action, rollback=False):
     return Step(phase, index, op, drop_table_sql(table), None, (table,), action)
 
 
-def _plan_drop_table(model, op, phase, index, steps, skipped):
+def _plan_drop_table(model, op, phase, index, steps, skipped, done):
     table = op.args['table']
     if model.table(table) is None:
+        _need_table(model, op, table, allow_missing=done)
         skipped.append(Skip(phase, index, op, 'table %s is absent' % table))
         return
     steps.append(_drop_table_step(model, op, phase, index, table, 'drop_table'))
@@ -465,8 +470,10 @@ def plan_steps(model, migration, phase, step_status=None, changelog_done=False):
                 else:
                     steps.append(Step(phase, i, op, op.args['up'], None, (), 'run_sql'))
     elif phase == 'contract':
+        _refuse_live_sync(model, migration)
         for i, op in enumerate(migration.contract):
-            done = step_status.get(('contract', i)) in ('ran', 'present')
+            # a step this contract started (a killed run may have finished its DDL) or ran: a missing object is expected
+            done = step_status.get(('contract', i)) in ('running', 'ran', 'present')
             if op.kind == 'drop_columns':
                 _plan_drop_columns(model, op, phase, i, steps, skipped, done)
             elif op.kind == 'create_index':
@@ -474,7 +481,7 @@ def plan_steps(model, migration, phase, step_status=None, changelog_done=False):
             elif op.kind == 'drop_index':
                 _plan_drop_index(model, op, phase, i, steps, skipped, done)
             elif op.kind == 'drop_table':
-                _plan_drop_table(model, op, phase, i, steps, skipped)
+                _plan_drop_table(model, op, phase, i, steps, skipped, done)
             elif op.kind == 'sql':
                 if done:
                     skipped.append(Skip(phase, i, op, 'statement already ran'))
@@ -483,6 +490,16 @@ def plan_steps(model, migration, phase, step_status=None, changelog_done=False):
     else:
         _plan_rollback(model, migration, step_status, changelog_done, steps, skipped)
     return PlanResult(steps, skipped)
+
+
+def _refuse_live_sync(model, migration):
+    """Contract removes what only the old version used: never while this migration's sync triggers still
+    mirror into it (they would fail, and a dropped UNIQUE index on to.key would break the 1:1 mapping)."""
+    pattern = re.compile(r'^zdt_m%d_s\d+_' % int(migration.id))
+    live = sorted(t['name'] for t in model.triggers if pattern.match(t['name'] or ''))
+    if live:
+        raise DatabaseError('contract of migration %d refused: its sync triggers still exist (%s); drop them first '
+                            '(mysql_trigger_sync state=absent), once the old version is stopped' % (int(migration.id), ', '.join(live)))
 
 
 def _ours(step_status, index, changelog_done):

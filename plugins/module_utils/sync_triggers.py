@@ -330,14 +330,85 @@ def _query(conn, sql, args=None):
 
 
 def _columns(conn, db, table):
-    rows = _query(conn, 'SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION '
+    rows = _query(conn, 'SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION, COLUMN_TYPE, '
+                        'CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION '
                         'FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION',
                   (db, table))
     result = {}
-    for name, dtype, nullable, default, extra, gen in rows:
+    for name, dtype, nullable, default, extra, gen, ctype, length, charset, precision, scale, fsp in rows:
         result[name.lower()] = dict(name=name, type=dtype.lower(), nullable=(nullable == 'YES'), default=default,
-                                    extra=(extra or '').lower(), generated=bool(gen))
+                                    extra=(extra or '').lower(), generated=bool(gen), column_type=(ctype or '').lower(),
+                                    length=length, charset=charset, precision=precision, scale=scale, fsp=fsp)
     return result
+
+
+# Integer types by the values they hold: (signed range, unsigned range) as (low, high).
+_INT_BITS = {'tinyint': 8, 'smallint': 16, 'mediumint': 24, 'int': 32, 'integer': 32, 'bigint': 64}
+
+
+def _int_range(col):
+    bits = _INT_BITS[col['type']]
+    if 'unsigned' in col.get('column_type', ''):
+        return 0, 2 ** bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def capacity_problem(src, dst):
+    """Why column ``dst`` cannot hold every value of column ``src`` (None when it can).
+
+    The two-version window needs every write of either version to fit the other shape: the sync checks this
+    up front, so a narrower column fails here, not as the application's failed (or, without strict mode,
+    silently truncated) writes.  Columns are dicts as read by ``_columns``.
+    """
+    st, dt = src['type'], dst['type']
+    if st in _INT_BITS and dt in _INT_BITS:
+        (slo, shi), (dlo, dhi) = _int_range(src), _int_range(dst)
+        return None if dlo <= slo and shi <= dhi else '%s cannot hold every %s value' % (dst['column_type'], src['column_type'])
+    if st in ('decimal', 'numeric') and dt in ('decimal', 'numeric'):
+        sp, ss, dp, ds = (int(src['precision'] or 0), int(src['scale'] or 0), int(dst['precision'] or 0), int(dst['scale'] or 0))
+        if ds >= ss and dp - ds >= sp - ss and ('unsigned' not in dst['column_type'] or 'unsigned' in src['column_type']):
+            return None
+        return '%s cannot hold every %s value' % (dst['column_type'], src['column_type'])
+    if st in ('float', 'double') and dt in ('float', 'double'):
+        return None if (st, dt) != ('double', 'float') else 'float cannot hold every double value'
+    if st in ('enum', 'set') or dt in ('enum', 'set'):
+        return None if src['column_type'] == dst['column_type'] else '%s differs from %s' % (dst['column_type'], src['column_type'])
+    if type_kind(st) == type_kind(dt) and type_kind(st) in ('string', 'binary'):
+        if st != 'json' and int(dst['length'] or 0) < int(src['length'] or 0):
+            return '%s is shorter than %s' % (dst['column_type'], src['column_type'])
+        if type_kind(st) == 'string' and src.get('charset') != dst.get('charset') and dst.get('charset') != 'utf8mb4':
+            return 'character set %s cannot hold every %s character' % (dst.get('charset'), src.get('charset'))
+        return None
+    if st == dt and st in TEMPORAL_TYPES:
+        return None if int(dst['fsp'] or 0) >= int(src['fsp'] or 0) else '%s has fewer fractional digits than %s' % (
+            dst['column_type'], src['column_type'])
+    if st == dt == 'year' or (st == dt and st in ('bit', 'boolean')):
+        return None if dst['column_type'] == src['column_type'] else '%s differs from %s' % (dst['column_type'], src['column_type'])
+    return 'type %s is not %s (the values would be converted)' % (dst['column_type'], src['column_type'])
+
+
+def _check_pairs(spec, fcols, tcols):
+    """Every synced value fits the other shape, and NULL where the sync writes it (SpecError naming the field)."""
+    field = 'sync[%d]' % spec.index
+    for j, (f, t) in enumerate(zip(spec.from_columns, spec.to_columns)):
+        fc, tc = fcols[f.lower()], tcols[t.lower()]
+        problem = capacity_problem(fc, tc)
+        if problem:
+            raise SpecError('%s.to.columns[%d]' % (field, j), 'column %s.%s: %s (%s.%s)' % (spec.to_table, t, problem, spec.from_table, f))
+        if spec.direction == 'both':
+            problem = capacity_problem(tc, fc)
+            if problem:
+                raise SpecError('%s.from.columns[%d]' % (field, j), 'column %s.%s: %s (%s.%s), and direction is both'
+                                % (spec.from_table, f, problem, spec.to_table, t))
+        if not tc['nullable'] and fc['nullable']:
+            raise SpecError('%s.to.columns[%d]' % (field, j), 'column %s.%s is NOT NULL but %s.%s may be NULL'
+                            % (spec.to_table, t, spec.from_table, f))
+        if spec.kind == 'cross' and spec.direction == 'both' and not fc['nullable']:
+            raise SpecError('%s.from.columns[%d]' % (field, j), 'column %s.%s is NOT NULL: deleting the new row sets it to NULL '
+                                                            '(make it nullable or use direction: forward)' % (spec.from_table, f))
+        if spec.kind == 'same' and spec.direction == 'both' and not fc['nullable'] and tc['nullable']:
+            raise SpecError('%s.from.columns[%d]' % (field, j), 'column %s.%s is NOT NULL but %s.%s may be NULL'
+                            % (spec.from_table, f, spec.to_table, t))
 
 
 def _indexes(conn, db, table):
@@ -373,6 +444,7 @@ def inspect_sync(conn, db, migration_id, spec):
                 raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'column %s.%s does not exist' % (table, c))
             if cols[c.lower()]['generated']:
                 raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'column %s.%s is generated and cannot be synced' % (table, c))
+    _check_pairs(spec, fcols, tcols)
     if spec.from_key.lower() not in fcols:
         raise SpecError(field + '.from.key', 'column %s.%s does not exist' % (spec.from_table, spec.from_key))
     findex = _indexes(conn, db, spec.from_table)
@@ -388,6 +460,9 @@ def inspect_sync(conn, db, migration_id, spec):
 
     if spec.to_key.lower() not in tcols:
         raise SpecError(field + '.to.key', 'column %s.%s does not exist' % (spec.to_table, spec.to_key))
+    problem = capacity_problem(fcols[spec.from_key.lower()], tcols[spec.to_key.lower()])
+    if problem:
+        raise SpecError(field + '.to.key', 'column %s.%s: %s (%s.%s)' % (spec.to_table, spec.to_key, problem, spec.from_table, spec.from_key))
     tindex = _indexes(conn, db, spec.to_table)
     key_index = None
     for name, entry in sorted(tindex.items()):

@@ -26,6 +26,10 @@ description:
     transaction cannot queue the site's queries behind the ALTER for longer than O(lock_wait_timeout) at a time.
   - The migration file's checksum is stored when a phase starts; running a phase again with an edited file fails
     naming the migration id (drift). O(phase=rollback) is refused once the contract phase ran.
+  - O(phase=contract) is refused while the migration's sync triggers exist (drop them with
+    M(zdt.bluegreen.mysql_trigger_sync) O(zdt.bluegreen.mysql_trigger_sync#module:state=absent) once the old version is stopped).
+    A contract operation on a table, column or index that does not exist fails naming the field, unless this contract
+    already dropped it.
   - When the expand phase completes, a row is written to the dbdeploy-style changelog table O(changelog_table);
     a rollback removes it.
 extends_documentation_fragment:

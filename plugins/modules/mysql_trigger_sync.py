@@ -107,6 +107,10 @@ attributes:
     support: partial
     details: The diff lists the sync triggers before and after; rows copied by the backfill are not part of the diff.
 notes:
+  - "Before anything changes, every synced column pair is checked: the target column must hold every value of the source
+    column (integer range, decimal digits, string length and character set, enum values, fractional seconds), in both
+    directions when C(direction=both); a column that the sync may set to NULL must be nullable. A pair that fails this
+    fails the task naming the field, for example C(sync[0].to.columns[0])."
   - "Same-table sync: until the backfill has passed a row, writing NULL through the new column of that row is not a change
     the trigger can see (the new column is still NULL there)."
   - "Cross-table sync: the new table may have only two unique indexes, its primary key (C(to.key) or an AUTO_INCREMENT column)

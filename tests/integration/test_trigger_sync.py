@@ -43,7 +43,7 @@ def execute(conn, sql, args=None):
         return cur.fetchall()
 
 
-def create_users(conn, rows, line1_len=100, users='users', addresses='addresses', c1='address_line_1', c2='address_line_2', autoinc=True):
+def create_users(conn, rows, users='users', addresses='addresses', c1='address_line_1', c2='address_line_2', autoinc=True):
     execute(conn, 'CREATE TABLE `%s` (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100), `%s` VARCHAR(100), `%s` VARCHAR(100))'
             % (users, c1, c2))
     if rows:
@@ -51,13 +51,13 @@ def create_users(conn, rows, line1_len=100, users='users', addresses='addresses'
                       "IF(seq %% 3 = 0, NULL, CONCAT('Apt ', seq)) FROM seq_1_to_%d" % (users, c1, c2, rows))
     if not autoinc:
         # keyed by user_id, no AUTO_INCREMENT column: the backfill takes its 'select' strategy
-        execute(conn, 'CREATE TABLE `%s` (user_id INT NOT NULL PRIMARY KEY, `%s` VARCHAR(%d), `%s` VARCHAR(100), '
+        execute(conn, 'CREATE TABLE `%s` (user_id INT NOT NULL PRIMARY KEY, `%s` VARCHAR(100), `%s` VARCHAR(100), '
                       'CONSTRAINT `%s_fk` FOREIGN KEY (user_id) REFERENCES `%s` (id) ON DELETE CASCADE)'
-                % (addresses, c1, line1_len, c2, addresses, users))
+                % (addresses, c1, c2, addresses, users))
         return
-    execute(conn, 'CREATE TABLE `%s` (id INT AUTO_INCREMENT PRIMARY KEY, user_id INT NOT NULL, `%s` VARCHAR(%d), `%s` VARCHAR(100), '
+    execute(conn, 'CREATE TABLE `%s` (id INT AUTO_INCREMENT PRIMARY KEY, user_id INT NOT NULL, `%s` VARCHAR(100), `%s` VARCHAR(100), '
                   'UNIQUE KEY `%s_uid` (user_id), CONSTRAINT `%s_fk` FOREIGN KEY (user_id) REFERENCES `%s` (id) ON DELETE CASCADE)'
-            % (addresses, c1, line1_len, c2, addresses, addresses, users))
+            % (addresses, c1, c2, addresses, addresses, users))
 
 
 def create_items(conn, rows):
@@ -403,18 +403,34 @@ def test_same_table_precedence(db, run_module):
     assert rows[3][0] == rows[3][2] == 'ITEM3'
 
 
+def test_same_table_backfill_keeps_the_non_null_side(db, run_module):
+    """Rows that already had a value only in the new column before the sync keep it on both sides."""
+    conn = db.connect()
+    create_items(conn, 20)
+    execute(conn, "UPDATE items SET old_name = NULL, new_name = 'only new' WHERE id = 7")   # item 7 had old_name NULL already
+    execute(conn, "UPDATE items SET new_name = 'differs' WHERE id = 8")
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SAME))
+    assert not res.get('failed') and res['verify']['mismatches'] == 0, res
+    rows = dict((r[0], r[1:]) for r in execute(conn, 'SELECT id, old_name, new_name FROM items'))
+    assert rows[7] == ('only new', 'only new')
+    assert rows[8] == ('item8', 'item8')       # both set: from wins
+    assert rows[14] == (None, None)            # both NULL stays NULL
+
+
 def test_failed_trigger_statement_does_not_disable_sync_for_the_connection(db, run_module):
     conn = db.connect()
-    create_users(conn, 3, line1_len=10)   # the new column is shorter: long values fail under strict mode
+    create_users(conn, 3)
+    # a rule of the new table that the old one lacks: long values make the trigger body's write fail
+    execute(conn, 'ALTER TABLE addresses ADD CONSTRAINT addresses_short CHECK (CHAR_LENGTH(address_line_1) <= 10)')
     res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
     assert not res.get('failed'), res
-    with pytest.raises(pymysql.err.DataError):
+    with pytest.raises(pymysql.err.MySQLError):
         execute(conn, "INSERT INTO users (id, address_line_1) VALUES (20, 'much too long for ten')")
     assert execute(conn, 'SELECT COUNT(*) FROM users WHERE id = 20') == ((0,),)
     # the same connection: the next writes in both directions are still mirrored
     execute(conn, "INSERT INTO users (id, address_line_1) VALUES (21, 'short')")
     assert execute(conn, 'SELECT address_line_1 FROM addresses WHERE user_id = 21') == (('short',),)
-    with pytest.raises(pymysql.err.DataError):
+    with pytest.raises(pymysql.err.MySQLError):
         execute(conn, "UPDATE users SET address_line_1 = 'again much too long' WHERE id = 21")
     execute(conn, "UPDATE addresses SET address_line_2 = 'back' WHERE user_id = 21")
     assert execute(conn, 'SELECT address_line_2 FROM users WHERE id = 21') == (('back',),)
@@ -422,7 +438,7 @@ def test_failed_trigger_statement_does_not_disable_sync_for_the_connection(db, r
     assert execute(conn, 'SELECT address_line_1 FROM addresses WHERE user_id = 21') == (('ok2',),)
     # inside a transaction with a failed statement, then a retried write
     execute(conn, 'START TRANSACTION')
-    with pytest.raises(pymysql.err.DataError):
+    with pytest.raises(pymysql.err.MySQLError):
         execute(conn, "UPDATE users SET address_line_1 = 'too long once more' WHERE id = 21")
     execute(conn, "UPDATE users SET address_line_1 = 'ok3' WHERE id = 21")
     execute(conn, 'COMMIT')
@@ -534,6 +550,22 @@ def test_foreign_trigger_with_our_name_is_never_touched(db, run_module):
     gone = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, state='absent'))
     assert gone['changed'] is False
     assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((1,),)
+
+
+@pytest.mark.parametrize('ddl,field', [
+    ('ALTER TABLE addresses MODIFY address_line_1 VARCHAR(10)', 'sync[0].to.columns[0]'),
+    ('ALTER TABLE users MODIFY address_line_2 VARCHAR(50)', 'sync[0].from.columns[1]'),
+    ("ALTER TABLE addresses MODIFY address_line_2 VARCHAR(100) NOT NULL DEFAULT ''", 'sync[0].to.columns[1]'),
+    ("ALTER TABLE users MODIFY address_line_1 VARCHAR(100) NOT NULL DEFAULT ''", 'sync[0].from.columns[0]'),
+    ('ALTER TABLE addresses MODIFY address_line_1 INT', 'sync[0].to.columns[0]'),
+])
+def test_columns_that_cannot_hold_the_other_side_are_refused_up_front(db, run_module, ddl, field):
+    conn = db.connect()
+    create_users(conn, 3)
+    execute(conn, ddl)
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED))
+    assert res.get('failed') and res['msg'].startswith(field), res
+    assert execute(conn, "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (db.name,)) == ((0,),)
 
 
 def test_refusals_happen_before_any_change(db, run_module):

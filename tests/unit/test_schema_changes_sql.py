@@ -99,9 +99,39 @@ def test_contract_of_design_example():
 
 def test_contract_twice_plans_nothing():
     m = expanded()
-    sc.plan_steps(m, ADDRESSES, 'contract')
-    res = sc.plan_steps(m, ADDRESSES, 'contract')
+    first = sc.plan_steps(m, ADDRESSES, 'contract')
+    ran = dict((('contract', s.index), 'ran') for s in first.steps)
+    res = sc.plan_steps(m, ADDRESSES, 'contract', step_status=ran)
     assert res.steps == [] and len(res.skipped) == 3
+
+
+@pytest.mark.parametrize('status', ['running', 'ran'])
+def test_contract_resumed_after_a_kill_skips_what_is_gone(status):
+    """A killed run recorded the step as running (its DDL may have finished) or ran: the absent object is expected."""
+    m = expanded()
+    sc.plan_steps(m, ADDRESSES, 'contract')   # the model now lacks what the contract dropped
+    res = sc.plan_steps(m, ADDRESSES, 'contract', step_status={('contract', 0): status, ('contract', 1): 'ran', ('contract', 2): 'ran'})
+    assert res.steps == []
+
+
+@pytest.mark.parametrize('op,field', [
+    ({'drop_columns': {'table': 'users', 'columns': ['email', 'emial']}}, 'contract[0].drop_columns.columns[1]'),
+    ({'drop_index': {'table': 'users', 'name': 'users_nope'}}, 'contract[0].drop_index.name'),
+    ({'drop_table': {'table': 'userz'}}, 'contract[0].drop_table.table'),
+])
+def test_contract_of_something_that_never_existed_fails_naming_the_field(op, field):
+    with pytest.raises(DatabaseError) as err:
+        sc.plan_steps(users_only(), mig(contract=[op]), 'contract')
+    assert str(err.value).startswith(field), str(err.value)
+
+
+def test_contract_refused_while_the_sync_triggers_exist():
+    m = expanded()
+    m.triggers.append(dict(name='zdt_m2_s0_fwd_upd', table='users', statement='zdt_sync: BEGIN END'))
+    m.triggers.append(dict(name='zdt_m7_s0_fwd_upd', table='users', statement='zdt_sync: BEGIN END'))
+    with pytest.raises(DatabaseError) as err:
+        sc.plan_steps(m, ADDRESSES, 'contract')
+    assert 'sync triggers still exist (zdt_m2_s0_fwd_upd)' in str(err.value)
 
 
 def test_drop_index_needed_by_fk_is_refused():
@@ -114,7 +144,7 @@ def test_drop_index_needed_by_fk_is_refused():
 def test_drop_indexed_column_uses_inplace():
     model = users_only()
     model.tables['users'].indexes['users_email'] = dict(name='users_email', columns=['email'], unique=False)
-    m = mig(contract=[{'drop_columns': {'table': 'users', 'columns': ['email', 'nope']}}])
+    m = mig(contract=[{'drop_columns': {'table': 'users', 'columns': ['email']}}])
     res = sc.plan_steps(model, m, 'contract')
     assert res.steps[0].statement == 'ALTER TABLE `users` DROP COLUMN `email`, ALGORITHM=INPLACE, LOCK=NONE'
     assert 'users_email' not in model.tables['users'].indexes

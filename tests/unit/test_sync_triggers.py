@@ -3,10 +3,10 @@ import os
 
 import pytest
 
-from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import IdentifierError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError, IdentifierError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import SyncSpec, parse_migration
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import (
-    SyncPlan, guard_var, is_ours, owned_live_triggers, run_ddl, same_value, trigger_name)
+    SyncPlan, capacity_problem, guard_var, is_ours, owned_live_triggers, run_ddl, same_value, trigger_name)
 from ansible_collections.zdt.bluegreen.plugins.module_utils import backfill as bf
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
 from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import norm_expr, row_hash
@@ -232,3 +232,60 @@ def test_cascade_fk_replaces_the_forward_delete_trigger_and_update_avoids_autoin
     assert 'zdt_m2_s0_fwd_del' not in names and len(names) == 5
     upd = dict((t.name, t) for t in plan.triggers())['zdt_m2_s0_fwd_upd'].body
     assert upd.index('UPDATE `addresses` SET `a` = NEW.`a` WHERE `user_id` = NEW.`id`;') < upd.index('IF ROW_COUNT() = 0 THEN') < upd.index('INSERT INTO')
+
+
+def _col(column_type, length=None, charset=None, precision=None, scale=None, fsp=None):
+    data_type = column_type.split('(')[0].split()[0]
+    return dict(type=data_type, column_type=column_type, length=length, charset=charset, precision=precision, scale=scale, fsp=fsp)
+
+
+@pytest.mark.parametrize('src,dst,fits', [
+    (_col('int(11)'), _col('bigint(20)'), True),
+    (_col('bigint(20)'), _col('int(11)'), False),
+    (_col('int(10) unsigned'), _col('int(11)'), False),
+    (_col('int(10) unsigned'), _col('bigint(20)'), True),
+    (_col('smallint(6)'), _col('mediumint(8) unsigned'), False),
+    (_col('varchar(100)', 100, 'utf8mb4'), _col('varchar(100)', 100, 'utf8mb4'), True),
+    (_col('varchar(100)', 100, 'utf8mb4'), _col('varchar(99)', 99, 'utf8mb4'), False),
+    (_col('varchar(100)', 100, 'latin1'), _col('text', 65535, 'utf8mb4'), True),
+    (_col('varchar(100)', 100, 'utf8mb4'), _col('varchar(100)', 100, 'latin1'), False),
+    (_col('decimal(10,2)', precision=10, scale=2), _col('decimal(12,4)', precision=12, scale=4), True),
+    (_col('decimal(10,2)', precision=10, scale=2), _col('decimal(10,4)', precision=10, scale=4), False),
+    (_col('double'), _col('float'), False),
+    (_col('float'), _col('double'), True),
+    (_col("enum('a','b')"), _col("enum('a','b')"), True),
+    (_col("enum('a','b')"), _col("enum('a')"), False),
+    (_col('datetime(3)', fsp=3), _col('datetime(6)', fsp=6), True),
+    (_col('datetime(6)', fsp=6), _col('datetime', fsp=0), False),
+    (_col('varchar(10)', 10, 'utf8mb4'), _col('int(11)'), False),
+    (_col('varbinary(16)', 16), _col('varbinary(32)', 32), True),
+])
+def test_capacity_problem(src, dst, fits):
+    assert (capacity_problem(src, dst) is None) is fits, capacity_problem(src, dst)
+
+
+class _WarningCursor(object):
+    """Just enough of a PyMySQL cursor for Backfill._check_warnings."""
+
+    def __init__(self, warnings):
+        self.warnings = warnings
+        self._result = type('Result', (), {'warning_count': len(warnings)})()
+
+    def execute(self, sql, args=None):
+        assert sql == 'SHOW WARNINGS'
+
+    def fetchall(self):
+        return self.warnings
+
+
+def _backfill():
+    return bf.Backfill(None, 'app', cross_plan())
+
+
+def test_deprecation_notes_do_not_fail_a_chunk():
+    _backfill()._check_warnings(_WarningCursor([('Warning', 1287, "'VALUES function' is deprecated")]), 'copying a chunk')
+
+
+def test_any_other_warning_fails_the_chunk_naming_it():
+    with pytest.raises(DatabaseError, match='1265'):
+        _backfill()._check_warnings(_WarningCursor([('Warning', 1287, 'deprecated'), ('Warning', 1265, 'Data truncated')]), 'copying')
