@@ -37,8 +37,11 @@ from urllib.parse import urlsplit
 
 DELETED = None
 STATE_FIELDS = ('name', 'email', 'address_line_1', 'address_line_2')
-DEFAULT_MIX = {'list': 30, 'health': 10, 'get': 10, 'create': 25, 'update': 20, 'delete': 5}
-WRITE_OPS = ('create', 'update', 'delete')
+DEFAULT_MIX = {'list': 30, 'health': 10, 'get': 10, 'create': 25, 'update': 20, 'delete': 5, 'adopt': 0}
+# With --existing N, the share of operations that take over a pre-existing user (ids below N) and update it:
+# rows the backfill copies are then written while it copies them.
+ADOPT_WEIGHT = 10
+WRITE_OPS = ('create', 'update', 'delete', 'adopt')
 MAX_LATENCIES = 2000000
 
 
@@ -76,7 +79,7 @@ class Recorder:
         self.by_op = {}
         self.versions = {}
         self.timeline = {}
-        self.writes = {'create': 0, 'update': 0, 'delete': 0}
+        self.writes = {'create': 0, 'update': 0, 'delete': 0, 'adopt': 0}
         self.uncertain_writes = 0
         self.read_mismatches = 0
         self.users = {}
@@ -107,11 +110,11 @@ class Recorder:
                     self.failure_samples.append({'t': round(when - self.started, 3), 'op': op, 'kind': failure,
                                                  'version': version, 'detail': detail})
 
-    def acknowledged(self, user_id, state, version, when):
+    def acknowledged(self, user_id, state, version, when, op=None):
         """A write was acknowledged: the row must now be ``state`` (DELETED for a delete)."""
         with self._lock:
             record = self.users.setdefault(user_id, {})
-            op = 'create' if not record else ('delete' if state is DELETED else 'update')
+            op = op or ('create' if not record else ('delete' if state is DELETED else 'update'))
             self.writes[op] += 1
             record.update({'expected': [state], 'version': version, 'acked_at': round(when - self.started, 3)})
 
@@ -307,7 +310,7 @@ class LoadGenerator:
     # pylint: disable=too-many-instance-attributes,too-many-arguments
 
     def __init__(self, url, rate=200.0, duration=None, max_requests=None, workers=8, stop_file=None, mix=None,
-                 seed=None, timeout=10.0, max_owned=2000):
+                 seed=None, timeout=10.0, max_owned=2000, existing=None):
         parts = urlsplit(url)
         if parts.scheme != 'http' or not parts.hostname:
             raise ValueError('url must be http://host:port, got %r' % url)
@@ -321,6 +324,12 @@ class LoadGenerator:
         self.workers = workers
         self.stop_file = stop_file
         self.mix = dict(mix or DEFAULT_MIX)
+        # users that existed before the run (ids below ``existing``) that a worker may take over
+        self.existing = int(existing) if existing else None
+        if self.existing and mix is None:
+            self.mix['adopt'] = ADOPT_WEIGHT
+        self._claimed = set()
+        self._claim_lock = threading.Lock()
         self.seed = random.randrange(1 << 30) if seed is None else seed
         self.timeout = timeout
         self.max_owned = max_owned
@@ -379,6 +388,8 @@ class LoadGenerator:
                 op = rng.choices(ops, weights)[0]
                 if op in ('update', 'delete', 'get') and not owned:
                     op = 'create'
+                if op == 'adopt' and (not self.existing or len(owned) >= self.max_owned):
+                    op = 'create' if not owned else 'update'
                 if op == 'create' and len(owned) >= self.max_owned:
                     op = 'update'
                 getattr(self, '_op_' + op)(client, rng, owned, tag, counter)
@@ -440,6 +451,33 @@ class LoadGenerator:
         if state_of(data) != state_of(body):
             self.recorder.read_mismatch()
         owned.append(data['id'])
+
+    def _claim(self, user_id):
+        """Each user has one writer: a worker takes over a pre-existing user only if nobody else has."""
+        with self._claim_lock:
+            if user_id in self._claimed or user_id in self.recorder.users:
+                return False
+            self._claimed.add(user_id)
+            return True
+
+    def _op_adopt(self, client, rng, owned, tag, counter):  # pylint: disable=unused-argument
+        """Take over a user the generator did not create: read it, then write a new address with a full PUT."""
+        user_id = rng.randrange(1, self.existing)
+        if not self._claim(user_id):
+            return
+        ok, _version, data, _sent = self._call(client, 'adopt', 'GET', '/api/users/%d' % user_id, expect=(200, 404))
+        if not ok or not isinstance(data, dict) or data.get('id') != user_id:
+            return   # gone (404) or not readable: leave it alone
+        body = state_of(data)
+        body['address_line_1'], body['address_line_2'] = self._new_address(rng)
+        ok, version, data, sent = self._call(client, 'adopt', 'PUT', '/api/users/%d' % user_id, body)
+        if ok:
+            self.recorder.acknowledged(user_id, state_of(body), version, time.time(), op='adopt')
+            if not isinstance(data, dict) or state_of(data) != state_of(body):
+                self.recorder.read_mismatch()
+            owned.append(user_id)
+        elif sent:
+            self.recorder.uncertain(user_id, state_of(body))
 
     def _op_update(self, client, rng, owned, tag, counter):  # pylint: disable=unused-argument
         user_id = rng.choice(owned)
@@ -586,9 +624,9 @@ def summary_lines(report):
     shares = ['v%s %d (%.1f%%)' % (v, n, 100.0 * n / served) for v, n in sorted(versions.items())]
     lines.append('served by version: ' + (', '.join(shares) or 'none'))
     writes = report.get('writes') or {}
-    lines.append('writes acknowledged: %d (create %d, update %d, delete %d); outcome unknown: %d'
+    lines.append('writes acknowledged: %d (create %d, update %d, delete %d, update of a pre-existing user %d); outcome unknown: %d'
                  % (writes.get('acknowledged', 0), writes.get('create', 0), writes.get('update', 0),
-                    writes.get('delete', 0), writes.get('uncertain', 0)))
+                    writes.get('delete', 0), writes.get('adopt', 0), writes.get('uncertain', 0)))
     if report.get('read_mismatches'):
         lines.append('reads not matching the last acknowledged write: %d' % report['read_mismatches'])
     result = report.get('verify')
@@ -669,6 +707,8 @@ def build_parser():
     run.add_argument('--stop-file', default=None, help='stop when this file exists')
     run.add_argument('--mix', type=parse_mix, default=None, help='e.g. list=30,health=10,get=10,create=25,update=20,delete=5')
     run.add_argument('--seed', type=int, default=None)
+    run.add_argument('--existing', type=int, default=None,
+                     help='users with ids below this existed before the run: also take some over and update them')
     run.add_argument('--report', default='loadgen-report.json')
     run.add_argument('--verify', action='store_true', help='verify against the database at the end (DB options)')
     add_db(run)
@@ -704,7 +744,7 @@ def main(argv=None):
         return 1 if report['failed'] or report['verify']['lost_writes'] else 0
     duration = args.duration if args.duration is not None else (None if args.max_requests else 3600.0)
     gen = LoadGenerator(args.url, rate=args.rate, duration=duration, max_requests=args.max_requests, workers=args.workers,
-                        stop_file=args.stop_file, mix=args.mix, seed=args.seed, timeout=args.timeout)
+                        stop_file=args.stop_file, mix=args.mix, seed=args.seed, timeout=args.timeout, existing=args.existing)
 
     def on_signal(signum, frame):  # pylint: disable=unused-argument
         gen.stop()

@@ -352,6 +352,25 @@ def test_loadgen_against_v1_then_v2_and_verify(db, apps):
     assert result['lost_writes'] == 1 and result['lost'][0]['id'] == live[0] and result['lost'][0]['kind'] == 'different'
 
 
+def test_loadgen_takes_over_pre_existing_users_and_verifies_them(db, apps):
+    """With --existing, users the generator did not create are read, updated and verified like its own."""
+    schema(db, SCHEMA_001)
+    db.query("INSERT INTO users (id, name, email, address_line_1) SELECT seq, CONCAT('seed', seq), CONCAT('s', seq, '@x.test'), "
+             "'old street' FROM seq_1_to_300")
+    v1 = apps(db, 1)
+    gen = loadgen.LoadGenerator('http://127.0.0.1:%d' % v1.port, rate=150, duration=2.0, workers=4, seed=9, existing=301)
+    report = gen.run()
+    assert report['failed'] == 0, report['failure_samples']
+    adopted = [int(k) for k, rec in report['users'].items() if int(k) <= 300 and rec['expected'] == [rec['expected'][0]] and rec['expected'][0]]
+    assert report['writes']['adopt'] >= 5 and len(adopted) >= 5
+    with db.connect() as conn:
+        assert loadgen.verify(conn, report['users'], None)['lost_writes'] == 0
+        with conn.cursor() as cur:
+            cur.execute("UPDATE users SET address_line_1 = 'lost' WHERE id = %s", (adopted[0],))
+        result = loadgen.verify(conn, report['users'], None)
+    assert result['lost_writes'] >= 1 and adopted[0] in [lost['id'] for lost in result['lost']]
+
+
 def test_seed_both_shapes_and_rerun_changes_nothing(db):
     seed_py = os.path.join(REPO, 'sample', 'seed.py')
     params = db.params

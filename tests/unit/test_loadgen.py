@@ -88,7 +88,7 @@ def test_recorder_tracks_last_acknowledged_state_and_uncertain_writes():
     record(rec, 7, state('d'))
     rec.uncertain(7, loadgen.DELETED)
     report = rec.report()
-    assert report['writes'] == {'create': 3, 'update': 1, 'delete': 1, 'acknowledged': 5, 'uncertain': 1}
+    assert report['writes'] == {'create': 3, 'update': 1, 'delete': 1, 'adopt': 0, 'acknowledged': 5, 'uncertain': 1}
     assert report['users']['5']['expected'] == [state('b')]
     assert report['users']['6']['expected'] == [None]
     assert report['users']['7']['expected'] == [state('d'), None]
