@@ -5,7 +5,9 @@ Starts a fresh sandbox (the seed's ports 8000/8001/8002 when free), deploys v1 w
 loads sample users, runs upgrade.yml while tools/loadgen.py sends reads and writes through
 HAProxy, verifies every acknowledged write against the final database, stops everything and
 prints a report (also written as HTML with a chart).  Exits non-zero when a request failed or
-a write was lost.
+a write was lost.  When a step fails (a playbook, the seed), the report is still produced from
+what was measured: the load stops, the writes are verified against the database before the
+sandbox stops, the two lines are printed, and the exit code is 2.
 """
 import argparse
 import html
@@ -22,7 +24,7 @@ REPO_ROOT = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
 
 import loadgen  # noqa: E402  pylint: disable=wrong-import-position
-from sandbox import Sandbox  # noqa: E402  pylint: disable=wrong-import-position
+from sandbox import Sandbox, SandboxError  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'sandbox')
 DATABASE = 'app'  # passed to the playbooks as zdt_db_name
@@ -30,6 +32,16 @@ DATABASE = 'app'  # passed to the playbooks as zdt_db_name
 
 def log(message):
     print('[demo %s] %s' % (time.strftime('%H:%M:%S'), message), flush=True)
+
+
+class PlaybookFailed(RuntimeError):
+    """A playbook exited non-zero; ``wall`` and ``start`` say when it ran."""
+
+    def __init__(self, name, message, wall, start):
+        super().__init__(message)
+        self.name = name
+        self.wall = wall
+        self.start = start
 
 
 def run_playbook(name, timeline_path, extra_vars=None, env=None):
@@ -50,11 +62,13 @@ def run_playbook(name, timeline_path, extra_vars=None, env=None):
     if proc.returncode != 0:
         with open(log_path, encoding='utf-8') as handle:
             tail = handle.readlines()[-40:]
-        raise RuntimeError('%s failed (rc=%d); log: %s\n%s' % (name, proc.returncode, log_path, ''.join(tail)))
+        raise PlaybookFailed(name, '%s failed (rc=%d); log: %s\n%s' % (name, proc.returncode, log_path, ''.join(tail)), wall, start)
     return wall, start
 
 
 def read_timeline(path):
+    if not os.path.exists(path):
+        return []   # the playbook never started (an earlier step failed)
     with open(path, encoding='utf-8') as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
@@ -67,6 +81,7 @@ PHASES = {
     ('zdt.bluegreen.schema_migration', 'expand'): 'expand',
     ('zdt.bluegreen.schema_migration', 'sync'): 'triggers + backfill + verify',
     ('zdt.bluegreen.schema_migration', 'sync_poll'): 'triggers + backfill + verify',
+    ('zdt.bluegreen.app_release', 'main'): 'start the new version',
     ('zdt.bluegreen.app_release', 'supervised'): 'start the new version',
     ('zdt.bluegreen.app_release', 'systemd'): 'start the new version',
     ('zdt.bluegreen.smoke_test', 'main'): 'smoke test',
@@ -80,6 +95,8 @@ PHASES = {
 
 def phase_of(event):
     """The upgrade phase a task belongs to, or None when it continues the current one."""
+    if (event.get('action') or '').rsplit('.', 1)[-1] in ('include_tasks', 'include_role', 'import_tasks', 'import_role'):
+        return None   # an include starts no work of its own: what it includes names the phase
     path = (event.get('path') or '').split(':')[0]
     tasks_file = os.path.splitext(os.path.basename(path))[0] if '/tasks/' in path else None
     return PHASES.get((event.get('role'), tasks_file))
@@ -194,7 +211,38 @@ def share_over_time(samples, step=5):
     return lines
 
 
-def main(argv=None):
+def stop_load(generator):
+    """Stop the load generator (if it runs) and return its report; an empty one when it never started."""
+    if generator is None:
+        return loadgen.Recorder().report()
+    generator.stop()
+    generator.join(30)
+    return generator.report()
+
+
+def verify_writes(sandbox, report):
+    """Check every acknowledged write against the sandbox database, starting it again if it is down.
+
+    Always returns a count: when the database cannot be read at all, every acknowledged write is
+    counted as lost (none could be shown to be held), with the reason in ``error``.
+    """
+    users = report['users']
+    if not users:
+        return {'schema': 'none', 'checked': 0, 'lost_writes': 0, 'lost_by_kind': {}, 'lost': []}
+    errors = []
+    for attempt in range(2):
+        try:
+            if attempt:
+                sandbox.mariadb.start()   # it died during the run: the datadir still holds the data
+            with sandbox.mariadb.root_connect(DATABASE) as conn:
+                return loadgen.verify(conn, users)
+        except Exception as exc:  # pylint: disable=broad-except  # any failure: try once more, then count
+            errors.append(str(exc))
+    return {'schema': 'unreadable', 'checked': 0, 'lost_writes': len(users), 'lost_by_kind': {'unverifiable': len(users)},
+            'lost': [], 'error': '; '.join(errors)}
+
+
+def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--users', type=int, default=100000)
     parser.add_argument('--rate', type=float, default=200.0, help='load-generator requests per second')
@@ -209,42 +257,58 @@ def main(argv=None):
     os.makedirs(args.report_dir, exist_ok=True)
     env = {'ZDT_SANDBOX_DIR': sandbox.root}
     os.environ.update(env)
+    timeline_path = os.path.join(args.report_dir, 'upgrade.jsonl')
+    if os.path.exists(timeline_path):
+        os.unlink(timeline_path)
     generator = None
+    failure = None
+    wall, launch, overhead_per_task = 0.0, time.time(), 0.0
     try:
-        log('sandbox at %s, ports %s' % (sandbox.root, sandbox.ports))
-        sandbox.mariadb.start()
-        log('site.yml: schema 001, v1 on blue, HAProxy')
-        run_playbook('site.yml', os.path.join(args.report_dir, 'site.jsonl'), env=env)
-        log('loading %d sample users' % args.users)
-        seed_start = time.time()
-        subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'sample', 'seed.py'), '--count', str(args.users), '--quiet',
-                        '--db-socket', sandbox.mariadb.socket, '--db-user', 'root', '--db-name', DATABASE], check=True)
-        log('loaded in %.1f s' % (time.time() - seed_start))
-        overhead_per_task, _probe_startup = measure_task_overhead(args.report_dir)
+        try:
+            log('sandbox at %s, ports %s' % (sandbox.root, sandbox.ports))
+            sandbox.mariadb.start()
+            log('site.yml: schema 001, v1 on blue, HAProxy')
+            run_playbook('site.yml', os.path.join(args.report_dir, 'site.jsonl'), env=env)
+            log('loading %d sample users' % args.users)
+            seed_start = time.time()
+            subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'sample', 'seed.py'), '--count', str(args.users),
+                            '--quiet', '--db-socket', sandbox.mariadb.socket, '--db-user', 'root', '--db-name', DATABASE],
+                           check=True)
+            log('loaded in %.1f s' % (time.time() - seed_start))
+            overhead_per_task, _probe_startup = measure_task_overhead(args.report_dir)
 
-        url = 'http://127.0.0.1:%d' % sandbox.ports['lb']
-        # Bounded: stops at the end of the upgrade, and in any case after 15 minutes.
-        generator = loadgen.LoadGenerator(url, rate=args.rate, duration=900)
-        generator.start()
-        time.sleep(3)
-        log('upgrade.yml under load (%.0f req/s through %s)' % (args.rate, url))
-        timeline_path = os.path.join(args.report_dir, 'upgrade.jsonl')
-        if os.path.exists(timeline_path):
-            os.unlink(timeline_path)
-        wall, launch = run_playbook('upgrade.yml', timeline_path, env=env)
-        time.sleep(3)
-        generator.stop()
-        generator.join(30)
-        report = generator.report()
+            url = 'http://127.0.0.1:%d' % sandbox.ports['lb']
+            # Bounded: stops at the end of the upgrade, and in any case after 15 minutes.  It also updates
+            # seeded users (ids 1..users), so rows the backfill copies are written while it copies them.
+            generator = loadgen.LoadGenerator(url, rate=args.rate, duration=900, existing=args.users + 1)
+            generator.start()
+            time.sleep(3)
+            log('upgrade.yml under load (%.0f req/s through %s)' % (args.rate, url))
+            wall, launch = run_playbook('upgrade.yml', timeline_path, env=env)
+            time.sleep(3)
+        except PlaybookFailed as exc:
+            failure = exc
+            if exc.name == 'upgrade.yml':
+                wall, launch = exc.wall, exc.start
+        except (Exception, KeyboardInterrupt) as exc:  # pylint: disable=broad-except  # report what was measured
+            failure = exc
+        if failure is not None:
+            log('FAILED: %s' % str(failure).split('\n', 1)[0])
+        # Success or not: stop the load, then verify against the database while the sandbox still runs.
+        report = stop_load(generator)
+        report['rate'] = args.rate
         generator = None
-        with sandbox.mariadb.root_connect(DATABASE) as conn:
-            report['verify'] = loadgen.verify(conn, report['users'])
+        report['verify'] = verify_writes(sandbox, report)
         loadgen.write_report(report, os.path.join(args.report_dir, 'load.json'))
     finally:
         if generator is not None:
             generator.stop()
             generator.join(30)
-        sandbox.stop_all()
+        try:
+            sandbox.stop_all()
+        except SandboxError as exc:
+            log('stopping the sandbox: %s' % exc)
+            failure = failure or exc
 
     events = read_timeline(timeline_path)
     phase_list, startup = phases(events, launch)
@@ -258,10 +322,16 @@ def main(argv=None):
     failed = report['failed']
     lost = report['verify']['lost_writes']
 
-    summary = ['upgrade.yml wall time: %.1f s (target <= 60 s)' % wall,
-               'Ansible overhead (estimated): %.1f s = start-up %.1f s + %d tasks x %.2f s measured no-op task cost'
-               % (overhead, startup, module_tasks, overhead_per_task)]
+    summary = []
+    if failure is not None:
+        summary.append('DEMO FAILED: %s' % str(failure).split('\n', 1)[0])
+    summary += ['upgrade.yml wall time: %.1f s (target <= 60 s)' % wall,
+                'Ansible overhead (estimated): %.1f s = start-up %.1f s + %d tasks x %.2f s measured no-op task cost'
+                % (overhead, startup, module_tasks, overhead_per_task)]
     summary += [line for line in loadgen.summary_lines(report) if not line.startswith(('failed requests:', 'lost writes:'))]
+    if report['verify'].get('error'):
+        summary.append('database unreadable (%s): all %d acknowledged writes counted as lost'
+                       % (report['verify']['error'], lost))
     if backfill:
         summary.append('backfill: %s rows in %s s = %s rows/s, %s chunks' % (
             backfill.get('rows_copied'), backfill.get('seconds'), backfill.get('rows_per_second'), backfill.get('chunks')))
@@ -279,12 +349,11 @@ def main(argv=None):
     print('HTML report: %s; load report: %s' % (html_path, os.path.join(args.report_dir, 'load.json')))
     print('failed requests: %d' % failed)
     print('lost writes: %d' % lost)
+    if failure is not None:
+        print('demo failed: %s' % failure, file=sys.stderr)
+        return 2
     return 0 if failed == 0 and lost == 0 else 1
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
-        print('demo failed: %s' % exc, file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())

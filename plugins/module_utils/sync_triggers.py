@@ -404,8 +404,9 @@ def _check_pairs(spec, fcols, tcols):
             raise SpecError('%s.to.columns[%d]' % (field, j), 'column %s.%s is NOT NULL but %s.%s may be NULL'
                             % (spec.to_table, t, spec.from_table, f))
         if spec.kind == 'cross' and spec.direction == 'both' and not fc['nullable']:
-            raise SpecError('%s.from.columns[%d]' % (field, j), 'column %s.%s is NOT NULL: deleting the new row sets it to NULL '
-                                                            '(make it nullable or use direction: forward)' % (spec.from_table, f))
+            raise SpecError('%s.from.columns[%d]' % (field, j),
+                            'column %s.%s is NOT NULL: deleting the new row sets it to NULL (make it nullable or use direction: forward)'
+                            % (spec.from_table, f))
         if spec.kind == 'same' and spec.direction == 'both' and not fc['nullable'] and tc['nullable']:
             raise SpecError('%s.from.columns[%d]' % (field, j), 'column %s.%s is NOT NULL but %s.%s may be NULL'
                             % (spec.from_table, f, spec.to_table, t))

@@ -108,7 +108,7 @@ statements:
   type: list
   elements: str
   sample: ["ALTER TABLE `users` ADD COLUMN `email` VARCHAR(255) NULL, ALGORITHM=INSTANT"]
-skipped:
+skipped_ops:
   description: Operations skipped because the live schema already had them (or they were already done).
   returned: always
   type: list
@@ -155,7 +155,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
-    result = dict(changed=False, statements=[], skipped=[], tables=[], phase=p['phase'], migration_id=None)
+    result = dict(changed=False, statements=[], skipped_ops=[], tables=[], phase=p['phase'], migration_id=None)
 
     try:
         if p['lock_wait_timeout'] < 1 or p['ddl_retries'] < 0:
@@ -190,7 +190,7 @@ def main():
                 pass
 
     result.update(changed=outcome.changed, statements=outcome.statements, tables=outcome.tables,
-                  skipped=[dict(op=s.op.field, kind=s.op.kind, reason=s.reason) for s in outcome.skipped])
+                  skipped_ops=[dict(op=s.op.field, kind=s.op.kind, reason=s.reason) for s in outcome.skipped])
     if module._diff:
         result['diff'] = dict(before=outcome.before, after=outcome.after,
                               before_header='tables before %s' % p['phase'], after_header='tables after %s' % p['phase'])

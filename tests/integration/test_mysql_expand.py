@@ -251,7 +251,7 @@ def test_killed_run_resumes_without_repeating_finished_steps(users_db, run_modul
     resumed = ok(expand(run_module, db, path))
     assert resumed['changed'] is True
     assert resumed['statements'] == ['ALTER TABLE `users` ADD COLUMN `phone` VARCHAR(20) NULL, ALGORITHM=INSTANT']
-    assert [s['op'] for s in resumed['skipped']] == ['expand[0]']
+    assert [s['op'] for s in resumed['skipped_ops']] == ['expand[0]']
     assert db.query('SELECT COUNT(*) FROM changelog WHERE change_number = 2')[0][0] == 1
     assert ok(expand(run_module, db, path))['changed'] is False
     # the table made before the kill is still known as ours: rollback removes it

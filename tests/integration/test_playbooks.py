@@ -150,3 +150,85 @@ def test_site_then_upgrade(stack):
     changes = recap(out)
     assert all(v['changed'] == 0 for v in changes.values()), changes
     assert http_get(ports['lb'], '/health')[1] == '2'
+
+
+def servers_state(stack):
+    """{server: (admin_state, weight)} of the app backend from HAProxy's runtime API."""
+    out = stack.haproxy.admin_command('show servers state app')
+    state = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[0].isdigit():
+            state[fields[3]] = (fields[6], fields[7])   # srv_admin_state, srv_uweight
+    return state
+
+
+def test_rollback_refused_after_contract(stack):
+    """rollback.yml once the contract ran: a clear refusal before any app or traffic task, nothing changed."""
+    ports = stack.ports
+    try:
+        upgraded = http_get(ports['lb'], '/health')[1] == '2'
+    except OSError:
+        upgraded = False
+    if not upgraded:   # run alone: get to a completed upgrade first
+        run(stack, 'site.yml')
+        run(stack, 'upgrade.yml')
+    with stack.mariadb.root_connect('app') as conn, conn.cursor() as cur:
+        cur.execute("SELECT status FROM zdt_migration_state WHERE migration_id = 2 AND phase = 'contract'")
+        assert cur.fetchall() == (('done',),)
+    haproxy_before = servers_state(stack)
+    users_columns, addresses_columns = columns(stack, 'users'), columns(stack, 'addresses')
+
+    code, out = playbook(['-i', INVENTORY, os.path.join('playbooks', 'rollback.yml')], env={'ZDT_SANDBOX_DIR': stack.root})
+    assert code != 0, out[-6000:]
+    assert 'rollback.yml refused before touching any app or the traffic' in out, out[-6000:]
+    assert 'migration 2: rollback refused, its contract phase already ran' in out, out[-6000:]
+    # it stopped in its first play: no app, traffic or schema task ran
+    for task in ('Run the old version on the old color', 'Put all traffic on the old color', 'Stop the new version',
+                 'Drop the sync triggers and undo the expand'):
+        assert 'TASK [' + task not in out, out[-6000:]
+    assert all(v['changed'] == 0 for v in recap(out).values()), recap(out)
+    # traffic and apps untouched: v2 on green serves, v1 on blue still stopped, HAProxy state as before
+    assert servers_state(stack) == haproxy_before
+    assert http_get(ports['lb'], '/health')[1] == '2'
+    assert http_get(ports['green'], '/health')[:2] == (200, '2')
+    with pytest.raises(OSError):
+        http_get(ports['blue'], '/health')
+    assert (columns(stack, 'users'), columns(stack, 'addresses')) == (users_columns, addresses_columns)
+
+
+@pytest.fixture
+def fresh_stack():
+    """A second private sandbox (MariaDB running) for a test that needs its own history."""
+    root = tempfile.mkdtemp(prefix='zdt-pb-rb-')
+    sandbox = Sandbox(root, preferred_ports={})
+    try:
+        sandbox.mariadb.start()
+        yield sandbox
+    finally:
+        sandbox.stop_all()
+
+
+def test_rollback_before_contract(fresh_stack):
+    """rollback.yml with the contract deferred: the up-front check lets it through (the sync triggers are its
+    only objection), v1 serves again on blue, v2 stops, the triggers and the expand are undone."""
+    stack = fresh_stack
+    ports = stack.ports
+    run(stack, 'site.yml')
+    subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'sample', 'seed.py'), '--count', '200', '--quiet',
+                    '--db-socket', stack.mariadb.socket, '--db-user', 'root', '--db-name', 'app'], check=True)
+    run(stack, 'upgrade.yml', {'zdt_defer_contract': 'true'})
+    assert http_get(ports['lb'], '/health')[1] == '2'
+
+    out = run(stack, 'rollback.yml')
+    assert 'rollback.yml refused' not in out
+    status, version, body = http_get(ports['lb'], '/api/users?limit=200')
+    assert (status, version) == (200, '1')
+    assert len(body['users']) == 200
+    with pytest.raises(OSError):
+        http_get(ports['green'], '/health')
+    assert columns(stack, 'addresses') == []   # the expand is undone
+    assert 'address_line_1' in columns(stack, 'users')
+    with stack.mariadb.root_connect('app') as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'app' AND TRIGGER_NAME LIKE 'zdt%%'")
+        assert cur.fetchone()[0] == 0
