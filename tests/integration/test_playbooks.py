@@ -75,16 +75,19 @@ def test_role_argument_specs_reject_bad_input(tmp_path, role, role_vars, message
     assert recap(out)['localhost']['changed'] == 0
 
 
-@pytest.fixture(scope='module')
-def stack():
+def private_sandbox(prefix):
     """A private sandbox with MariaDB running; everything it started is stopped at the end."""
-    root = tempfile.mkdtemp(prefix='zdt-pb-')
-    sandbox = Sandbox(root, preferred_ports={})
+    sandbox = Sandbox(tempfile.mkdtemp(prefix=prefix), preferred_ports={})
     try:
         sandbox.mariadb.start()
         yield sandbox
     finally:
         sandbox.stop_all()
+
+
+@pytest.fixture(scope='module')
+def stack():
+    yield from private_sandbox('zdt-pb-')
 
 
 def run(stack, name, extra=None):
@@ -199,14 +202,8 @@ def test_rollback_refused_after_contract(stack):
 
 @pytest.fixture
 def fresh_stack():
-    """A second private sandbox (MariaDB running) for a test that needs its own history."""
-    root = tempfile.mkdtemp(prefix='zdt-pb-rb-')
-    sandbox = Sandbox(root, preferred_ports={})
-    try:
-        sandbox.mariadb.start()
-        yield sandbox
-    finally:
-        sandbox.stop_all()
+    """A second private sandbox for a test that needs its own history."""
+    yield from private_sandbox('zdt-pb-rb-')
 
 
 def test_rollback_before_contract(fresh_stack):
