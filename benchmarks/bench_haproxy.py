@@ -11,7 +11,7 @@ the action fired at a third of the run:
   naive -sf      the seed's way on a second, plain HAProxy: ``haproxy -D -f cfg -sf OLDPID`` (no -x)
 
 Prints requests/s and errors (socket errors + non-2xx) per method, then HAProxy's added p50/p99 latency against
-a direct backend (wrk --latency at 1 and 10 connections). Every process it starts runs in a private sandbox
+a direct backend (wrk --latency at 1, 10 and 50 connections, median of 3 interleaved runs). Every process it starts runs in a private sandbox
 directory and is stopped by pid at the end.
 
     .venv/bin/python benchmarks/bench_haproxy.py [--duration 6] [--threads 2]
@@ -224,12 +224,36 @@ class Bench:
                 rows.append(res)
                 print('  %-15s %-22s %9.0f req/s  errors %-5d %s' % (label, method, res['rps'], errors_of(res), detail(res)),
                       flush=True)
+        # direct and through HAProxy interleaved, LATENCY_REPS times each: the median of each figure (one
+        # scheduling hiccup on this shared machine otherwise decides a p99)
         lat = []
-        for conns in (1, 10):
-            direct = wrk(self.blue, conns, 3, 1, latency=True)
-            via = wrk(self.hp.frontend_port, conns, 3, 1, latency=True)
-            lat.append((conns, direct, via))
+        for conns in (1, 10, 50):
+            runs = {'direct': [], 'via': []}
+            for _rep in range(LATENCY_REPS):
+                runs['direct'].append(wrk(self.blue, conns, 3, 1 if conns == 1 else self.args.threads, latency=True))
+                runs['via'].append(wrk(self.hp.frontend_port, conns, 3, 1 if conns == 1 else self.args.threads, latency=True))
+            lat.append((conns, median_latency(runs['direct']), median_latency(runs['via'])))
         return rows, lat
+
+
+LATENCY_REPS = 3
+
+
+def median_latency(results):
+    """Median p50 and p99 (ms) over wrk results; None where wrk printed no percentile."""
+    out = {}
+    for key in ('p50', 'p99'):
+        values = sorted(r[key] for r in results if r.get(key) is not None)
+        out[key] = values[len(values) // 2] if values else None
+    return out
+
+
+def _fmt(value):
+    return '%12.3f' % value if value is not None else '%12s' % 'n/a'
+
+
+def _added(via, direct):
+    return '%14.3f' % (via - direct) if via is not None and direct is not None else '%14s' % 'n/a'
 
 
 def errors_of(res):
@@ -266,12 +290,13 @@ def main():
     print('\n%-15s %-22s %10s %8s  %s' % ('profile', 'method', 'req/s', 'errors', 'detail'))
     for res in rows:
         print('%-15s %-22s %10.0f %8d  %s' % (res['profile'], res['method'], res['rps'], errors_of(res), detail(res)))
-    print('\nlatency (wrk --latency, 3 s, keep-alive): direct backend vs through HAProxy')
+    print('\nlatency (wrk --latency, 3 s runs, keep-alive, median of %d interleaved runs): direct backend vs through HAProxy'
+          % LATENCY_REPS)
     print('%-6s %12s %12s %12s %12s %14s %14s'
           % ('conns', 'direct p50', 'haproxy p50', 'direct p99', 'haproxy p99', 'added p50 ms', 'added p99 ms'))
     for conns, direct, via in lat:
-        print('%-6d %12.3f %12.3f %12.3f %12.3f %14.3f %14.3f'
-              % (conns, direct['p50'], via['p50'], direct['p99'], via['p99'], via['p50'] - direct['p50'], via['p99'] - direct['p99']))
+        print('%-6d %s %s %s %s %s %s' % (conns, _fmt(direct['p50']), _fmt(via['p50']), _fmt(direct['p99']), _fmt(via['p99']),
+                                          _added(via['p50'], direct['p50']), _added(via['p99'], direct['p99'])))
     ours = [r for r in rows if r['method'] not in ('naive -sf restart',)]
     bad = [r for r in ours if errors_of(r) or 'action_error' in r]
     print('\nerrors in our methods: %d' % sum(errors_of(r) for r in ours))

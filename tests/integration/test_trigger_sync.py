@@ -454,19 +454,20 @@ def test_kill_mid_backfill_then_resume(db, run_module):
     args = dict(db.params, migration=SEED, chunk_size=50, chunk_time=0.002)
     proc, path = start_module('mysql_trigger_sync', args)
     try:
+        # what a playbook does while the backfill runs under async: poll mysql_sync_info
         deadline = time.time() + 60
-        done = 0
+        live = None
         while time.time() < deadline:
-            try:
-                rows = execute(conn, 'SELECT rows_done, state FROM zdt_sync_progress WHERE migration_id = 2')
-            except pymysql.err.ProgrammingError:
-                rows = ()
-            if rows and rows[0][0] >= 2000:
-                done = rows[0][0]
+            info = run_module('mysql_sync_info', dict(db.params, migration=SEED))
+            assert not info.get('failed'), info
+            prog = info['sync'][0]['backfill']
+            if prog['state'] == 'running' and prog['rows_done'] >= 2000:
+                live = prog
                 break
             assert proc.poll() is None, proc.communicate()
-            time.sleep(0.02)
-        assert done, 'backfill never made progress'
+            time.sleep(0.05)
+        assert live, 'backfill never made progress'
+        assert live['rows_total'] == 40000 and live['rows_per_second'] > 0 and live['eta_seconds'] > 0, live
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
