@@ -25,7 +25,9 @@ compare like with like on this noisy machine:
    one autocommit statement per client round trip over TCP (the application's view); each with
    innodb_flush_log_at_trx_commit=2 (the sandbox's) and =1 (durable).
 
-The machine is shared and noisy: compare ratios from the same run, and run it more than once.
+Steps 2-4 run as --rounds interleaved rounds (default 3) with the writer running throughout; the
+medians and the median of each round's ratio are printed.  The machine is shared and noisy (the same
+copy varies by a third between minutes): compare ratios from the same run, and run it more than once.
 
 Usage: .venv/bin/python benchmarks/bench_backfill.py [--rows 1000000] [--rate 1000] [--root DIR]
 """
@@ -283,11 +285,182 @@ def create_addresses_noai(conn):
             'PRIMARY KEY (user_id), CONSTRAINT addresses_noai_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE)')
 
 
+BARE_COPY = ('INSERT INTO %s SELECT id, address_line_1, address_line_2 FROM users '
+             'WHERE address_line_1 IS NOT NULL OR address_line_2 IS NOT NULL')
+
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    return values[len(values) // 2] if values else None
+
+
+def copy_round(db, conn, writer, args, mig, mig_noai, phases):
+    """One interleaved round of every copy, the app writer running throughout; returns its figures."""
+    out = {}
+
+    def timed(kind, fn):
+        writer.set_phase(kind)
+        t0 = time.time()
+        value = fn()
+        dt = time.time() - t0
+        phases[kind] = phases.get(kind, 0.0) + dt
+        writer.set_phase('between')
+        return dt, value
+
+    q(conn, 'DROP TABLE IF EXISTS addresses')
+    q(conn, 'DROP TABLE IF EXISTS addresses_noai')
+    if not args.skip_ptosc:
+        # pt-osc refuses a table that another table's foreign key references: it runs before addresses exists
+        dt, pt = timed('pt-osc', lambda: run_ptosc(db, writer))
+        out['ptosc'] = pt and dict(pt, total=dt)
+    create_addresses(conn)
+    out['bare'] = timed('bare', lambda: q(conn, BARE_COPY % 'addresses (user_id, address_line_1, address_line_2)'))[0]
+    q(conn, 'TRUNCATE TABLE addresses')
+    q(conn, 'CREATE TABLE users_pkonly LIKE users')
+    out['bare_pk'] = timed('bare-pk', lambda: q(conn, 'INSERT INTO users_pkonly SELECT * FROM users'))[0]
+    q(conn, 'DROP TABLE users_pkonly')
+    out['rows'] = q(conn, 'SELECT COUNT(*) FROM users')[0][0]
+    res = timed('ours', lambda: sync_present(db.root_connect(DB), DB, mig, verify=False, chunk_time=args.chunk_time,
+                                             strategy=None if args.strategy == 'auto' else args.strategy))[1]
+    out['ours'] = res['entries'][0]['backfill']
+    t0 = time.time()
+    out['verify'] = Verifier(db.root_connect(DB), inspect_all(conn, DB, mig)[0]).run()
+    out['verify_s'] = time.time() - t0
+    out['diff'] = diff_count(conn)
+    sync_absent(db.root_connect(DB), DB, mig)
+    if not args.skip_noai:
+        create_addresses_noai(conn)
+        out['bare_noai'] = timed('bare-noai', lambda: q(conn, BARE_COPY % 'addresses_noai'))[0]
+        q(conn, 'TRUNCATE TABLE addresses_noai')
+        res2 = timed('ours-noai', lambda: sync_present(db.root_connect(DB), DB, mig_noai, verify=False, chunk_time=args.chunk_time))[1]
+        out['ours_noai'] = res2['entries'][0]['backfill']
+        out['verify_noai'] = Verifier(db.root_connect(DB), inspect_all(conn, DB, mig_noai)[0]).run()
+        out['diff_noai'] = diff_count(conn, 'addresses_noai')
+        sync_absent(db.root_connect(DB), DB, mig_noai)
+    return out
+
+
+def print_copy_speed(rounds, args):
+    print()
+    print('== copy speed (%d users; app writer at %d writes/s through every copy; %d interleaved rounds, the median '
+          'of each figure and of each round\'s ratio)' % (args.rows, args.rate, len(rounds)))
+    print('round  bare(UNIQUE+FK)  bare(PK-only)   pt-osc   ours(%s)  bare(noai)  ours(noai, %s)   rows/s'
+          % (rounds[0]['ours']['strategy'], rounds[0].get('ours_noai', {}).get('strategy', '-')))
+    for i, r in enumerate(rounds, start=1):
+        pt = r.get('ptosc')
+        print('%5d  %14.2fs  %12.2fs  %7ss  %9.2fs  %9ss  %14ss' % (
+            i, r['bare'], r['bare_pk'], '%.2f' % pt['total'] if pt else '-', r['ours']['seconds'],
+            '%.2f' % r['bare_noai'] if 'bare_noai' in r else '-', '%.2f' % r['ours_noai']['seconds'] if 'ours_noai' in r else '-'))
+    n = rounds[0]['ours']['rows_total']
+
+    def rate(seconds):
+        return n / seconds if seconds else float('nan')
+
+    med = dict((k, median([r.get(k) for r in rounds if r.get(k) is not None])) for k in ('bare', 'bare_pk', 'bare_noai'))
+    ours = median([r['ours']['seconds'] for r in rounds])
+    print('bare INSERT...SELECT into addresses (UNIQUE+FK): %6.2fs  %9.0f rows/s' % (med['bare'], rate(med['bare'])))
+    print('bare INSERT...SELECT into PK-only copy of users: %6.2fs  %9.0f rows/s' % (med['bare_pk'], args.rows / med['bare_pk']))
+    pts = [r['ptosc'] for r in rounds if r.get('ptosc')]
+    if pts:
+        pt_total = median([p['total'] for p in pts])
+        print('pt-online-schema-change users (total):           %6.2fs  %9.0f rows/s' % (pt_total, args.rows / pt_total))
+    print('ours: triggers + backfill (strategy %s):      %6.2fs  %9.0f rows/s  (max chunk over all rounds %.3fs)'
+          % (rounds[0]['ours']['strategy'], ours, rate(ours), max(r['ours']['max_chunk_seconds'] for r in rounds)))
+    print('ours: verify (chunked checksums):                %6.2fs  mismatches %s; independent anti-join diff count %s'
+          % (median([r['verify_s'] for r in rounds]), [r['verify']['mismatches'] for r in rounds], [r['diff'] for r in rounds]))
+    ratio_bare = median([r['bare'] / r['ours']['seconds'] for r in rounds])
+    print('ratio ours / bare INSERT...SELECT (same target): %.2f  (rounds: %s)'
+          % (ratio_bare, ', '.join('%.2f' % (r['bare'] / r['ours']['seconds']) for r in rounds)))
+    if pts:
+        ratios = [(r['ptosc']['total'] / args.rows) / (r['ours']['seconds'] / n) for r in rounds if r.get('ptosc')]
+        print('ratio ours / pt-osc (total):                     %.2f  (rounds: %s)' % (median(ratios), ', '.join('%.2f' % x for x in ratios)))
+        print('  (pt-osc rebuilds users into a primary-key-only table, ours fills a table with UNIQUE + FK: bare INSERT...SELECT '
+              'into the two kinds of target took %.2fs vs %.2fs)' % (med['bare_pk'], med['bare']))
+    if 'ours_noai' in rounds[0]:
+        o2 = median([r['ours_noai']['seconds'] for r in rounds])
+        print('-- the same sync into addresses_noai (user_id PRIMARY KEY + FK, no AUTO_INCREMENT column):')
+        print('bare INSERT...SELECT into addresses_noai:          %6.2fs  %9.0f rows/s' % (med['bare_noai'], rate(med['bare_noai'])))
+        print('ours: triggers + backfill (strategy %s):      %6.2fs  %9.0f rows/s  (max chunk over all rounds %.3fs)'
+              % (rounds[0]['ours_noai']['strategy'], o2, rate(o2), max(r['ours_noai']['max_chunk_seconds'] for r in rounds)))
+        print('verify mismatches %s, independent anti-join diff count %s'
+              % ([r['verify_noai']['mismatches'] for r in rounds], [r['diff_noai'] for r in rounds]))
+        ratios = [r['bare_noai'] / r['ours_noai']['seconds'] for r in rounds]
+        print('ratio ours / bare INSERT...SELECT (same target): %.2f  (rounds: %s)' % (median(ratios), ', '.join('%.2f' % x for x in ratios)))
+        if pts:
+            ratios = [(r['ptosc']['total'] / args.rows) / (r['ours_noai']['seconds'] / n) for r in rounds if r.get('ptosc')]
+            print('ratio ours / pt-osc (total):                     %.2f  (rounds: %s)' % (median(ratios), ', '.join('%.2f' % x for x in ratios)))
+
+
+def trigger_throughput(db, conn, mig, args):
+    """Single-row write throughput with no trigger, minimal triggers and ours: [(flush, how, ops, medians)]."""
+    q(conn, 'DROP TABLE IF EXISTS addresses_noai')
+    # trigger cost: the same statements on the same data, interleaved (none / minimal / ours) so machine
+    # noise hits every variant alike; median of --tp-reps.  Two ways of issuing them: server-side loops
+    # (a stored procedure: no round trip or parse, so the pure extra work of the triggers shows) and one
+    # autocommit statement per client round trip over TCP (what an application sees).  Each once with the
+    # sandbox's innodb_flush_log_at_trx_commit=2 and once with =1 (MariaDB's durable default).
+    flush_before = q(conn, 'SELECT @@GLOBAL.innodb_flush_log_at_trx_commit')[0][0]
+
+    def setup(variant):
+        if variant == 'ours':
+            sync_present(db.root_connect(DB), DB, mig, backfill=False, verify=False)
+        elif variant == 'minimal':
+            for sql in MINIMAL_TRIGGERS:
+                q(conn, sql)
+
+    def teardown(variant):
+        if variant == 'ours':
+            sync_absent(db.root_connect(DB), DB, mig)
+        elif variant == 'minimal':
+            q(conn, 'DROP TRIGGER zdt_bench_min_upd')
+            q(conn, 'DROP TRIGGER zdt_bench_min_ins')
+
+    tp = []
+    for flush in (flush_before, 1):
+        q(conn, 'SET GLOBAL innodb_flush_log_at_trx_commit = %s', (flush,))
+        for how, ops in (('server-side loop', args.tp_ops if flush != 1 else args.tp_ops_durable), ('client round trips', args.tp_ops_client)):
+            got = {}
+            for rep in range(args.tp_reps):
+                for variant in ('none', 'minimal', 'ours'):
+                    setup(variant)
+                    label = '%s%d%s' % (variant[0], rep, flush)
+                    res_tp = write_throughput(conn, ops, label) if how.startswith('server') else client_throughput(db, ops, label)
+                    teardown(variant)
+                    for k, v in res_tp.items():
+                        got.setdefault(variant, {}).setdefault(k, []).append(v)
+            med = dict((variant, dict((k, sorted(v)[len(v) // 2]) for k, v in ops_.items())) for variant, ops_ in got.items())
+            tp.append((flush, how, ops, med))
+    q(conn, 'SET GLOBAL innodb_flush_log_at_trx_commit = %s', (flush_before,))
+    return tp
+
+
+def print_throughput(tp, args):
+    if not tp:
+        return
+    print()
+    print('== single-row write throughput with and without the sync triggers; statements compared (i = loop counter):')
+    for op in ('update', 'insert', 'delete'):
+        print('   %-7s %s' % (op, STATEMENTS.get(op, '')))
+    print('   variants: none = no trigger; minimal = one-way plain triggers (UPDATE addresses by user_id / INSERT ... ON DUPLICATE KEY '
+          'UPDATE, no guard, no backward triggers: the cost of writing the second row itself); ours = mysql_trigger_sync (direction both)')
+    print('   the delete needs no trigger of ours (the FK ON DELETE CASCADE deletes the address): its cost is the cascade plus '
+          'the skipped backward delete trigger')
+    for flush, how, ops, med in tp:
+        print('-- innodb_flush_log_at_trx_commit=%s, %s, %d autocommit ops per run, median of %d interleaved runs'
+              % (flush, how, ops, args.tp_reps))
+        for op in ('update', 'insert', 'delete'):
+            base = med['none'][op]
+            print('%-7s none %8.0f/s   minimal %8.0f/s (cost %5.1f%%)   ours %8.0f/s (cost %5.1f%%)'
+                  % (op, base, med['minimal'][op], 100.0 * (1 - med['minimal'][op] / base), med['ours'][op],
+                     100.0 * (1 - med['ours'][op] / base)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     ap.add_argument('--rows', type=int, default=1000000)
     ap.add_argument('--rate', type=int, default=1000, help='application writes per second during the copies')
     ap.add_argument('--chunk-time', type=float, default=0.5)
+    ap.add_argument('--rounds', type=int, default=3, help='interleaved rounds of every copy (medians are printed)')
     ap.add_argument('--tp-ops', type=int, default=20000, help='ops per single-row throughput loop')
     ap.add_argument('--tp-ops-durable', type=int, default=3000, help='ops per loop with innodb_flush_log_at_trx_commit=1')
     ap.add_argument('--tp-ops-client', type=int, default=2000, help='ops per client round-trip run')
@@ -295,6 +468,7 @@ def main():
     ap.add_argument('--root', default='/tmp/zdt-bench-backfill')
     ap.add_argument('--skip-ptosc', action='store_true')
     ap.add_argument('--skip-noai', action='store_true', help='skip the run into a target without AUTO_INCREMENT')
+    ap.add_argument('--skip-throughput', action='store_true', help='skip the single-row write throughput part')
     ap.add_argument('--slice-time', type=float, default=None, help='experiment: override the backfill slice time (s)')
     ap.add_argument('--strategy', choices=['auto', 'values', 'select'], default='auto',
                     help='backfill strategy (auto: what the module picks)')
@@ -317,175 +491,26 @@ def main():
         writer.start()
         time.sleep(3)
         phases = {'idle': 3.0}
-
-        pt = None
-        if not args.skip_ptosc:
-            t0 = time.time()
-            pt = run_ptosc(db, writer)
-            phases['pt-osc'] = time.time() - t0
-        writer.set_phase('between')
-        create_addresses(conn)
-
-        writer.set_phase('bare')
-        t0 = time.time()
-        q(conn, 'INSERT INTO addresses (user_id, address_line_1, address_line_2) SELECT id, address_line_1, address_line_2 '
-                'FROM users WHERE address_line_1 IS NOT NULL OR address_line_2 IS NOT NULL')
-        bare = time.time() - t0
-        phases['bare'] = bare
-        writer.set_phase('between')
-        q(conn, 'TRUNCATE TABLE addresses')
-        q(conn, 'CREATE TABLE users_pkonly LIKE users')
-        t0 = time.time()
-        q(conn, 'INSERT INTO users_pkonly SELECT * FROM users')
-        bare_pk = time.time() - t0
-        q(conn, 'DROP TABLE users_pkonly')
-        time.sleep(1)
-
         mig = parse_migration(MIGRATION)
-        writer.set_phase('ours')
-        t0 = time.time()
-        res = sync_present(db.root_connect(DB), DB, mig, verify=False, chunk_time=args.chunk_time,
-                           strategy=None if args.strategy == 'auto' else args.strategy)
-        ours_total = time.time() - t0
-        phases['ours'] = ours_total
-        writer.set_phase('after')
-        time.sleep(2)
+        mig_noai = parse_migration(NOAI_MIGRATION)
+        rounds = []
+        for i in range(args.rounds):
+            rounds.append(copy_round(db, conn, writer, args, mig, mig_noai, phases))
+            r = rounds[-1]
+            print('round %d: bare %.2fs, ours %.2fs%s' % (i + 1, r['bare'], r['ours']['seconds'],
+                                                          ', bare noai %.2fs, ours noai %.2fs' % (r['bare_noai'], r['ours_noai']['seconds'])
+                                                          if 'ours_noai' in r else ''), flush=True)
         writer.finish()
-        entry = res['entries'][0]['backfill']
-        plan = inspect_all(conn, DB, mig)[0]
-        t0 = time.time()
-        ver = Verifier(db.root_connect(DB), plan).run()
-        verify_s = time.time() - t0
-        exact_diff = diff_count(conn)
-        sync_absent(db.root_connect(DB), DB, mig)
-
-        noai = None
-        if not args.skip_noai:
-            create_addresses_noai(conn)
-            t0 = time.time()
-            q(conn, 'INSERT INTO addresses_noai SELECT id, address_line_1, address_line_2 FROM users '
-                    'WHERE address_line_1 IS NOT NULL OR address_line_2 IS NOT NULL')
-            noai_bare = time.time() - t0
-            q(conn, 'TRUNCATE TABLE addresses_noai')
-            time.sleep(1)
-            mig_noai = parse_migration(NOAI_MIGRATION)
-            writer2 = AppWriter(db, args.rate, args.rows)
-            writer2.start()
-            time.sleep(1)
-            writer2.set_phase('ours-noai')
-            t0 = time.time()
-            res2 = sync_present(db.root_connect(DB), DB, mig_noai, verify=False, chunk_time=args.chunk_time)
-            noai_total = time.time() - t0
-            writer2.set_phase('after')
-            time.sleep(1)
-            writer2.finish()
-            plan2 = inspect_all(conn, DB, mig_noai)[0]
-            ver2 = Verifier(db.root_connect(DB), plan2).run()
-            noai = dict(bare=noai_bare, entry=res2['entries'][0]['backfill'], total=noai_total, verify=ver2,
-                        diff=diff_count(conn, 'addresses_noai'), app=writer2.phase_stats('ours-noai', noai_total))
-            sync_absent(db.root_connect(DB), DB, mig_noai)
-            q(conn, 'DROP TABLE addresses_noai')
-        # trigger cost: the same statements on the same data, interleaved (none / minimal / ours) so machine
-        # noise hits every variant alike; median of --tp-reps.  Two ways of issuing them: server-side loops
-        # (a stored procedure: no round trip or parse, so the pure extra work of the triggers shows) and one
-        # autocommit statement per client round trip over TCP (what an application sees).  Each once with the
-        # sandbox's innodb_flush_log_at_trx_commit=2 and once with =1 (MariaDB's durable default).
-        flush_before = q(conn, 'SELECT @@GLOBAL.innodb_flush_log_at_trx_commit')[0][0]
-
-        def setup(variant):
-            if variant == 'ours':
-                sync_present(db.root_connect(DB), DB, mig, backfill=False, verify=False)
-            elif variant == 'minimal':
-                for sql in MINIMAL_TRIGGERS:
-                    q(conn, sql)
-
-        def teardown(variant):
-            if variant == 'ours':
-                sync_absent(db.root_connect(DB), DB, mig)
-            elif variant == 'minimal':
-                q(conn, 'DROP TRIGGER zdt_bench_min_upd')
-                q(conn, 'DROP TRIGGER zdt_bench_min_ins')
-
-        tp = []
-        for flush in (flush_before, 1):
-            q(conn, 'SET GLOBAL innodb_flush_log_at_trx_commit = %s', (flush,))
-            for how, ops in (('server-side loop', args.tp_ops if flush != 1 else args.tp_ops_durable), ('client round trips', args.tp_ops_client)):
-                got = {}
-                for rep in range(args.tp_reps):
-                    for variant in ('none', 'minimal', 'ours'):
-                        setup(variant)
-                        label = '%s%d%s' % (variant[0], rep, flush)
-                        res_tp = write_throughput(conn, ops, label) if how.startswith('server') else client_throughput(db, ops, label)
-                        teardown(variant)
-                        for k, v in res_tp.items():
-                            got.setdefault(variant, {}).setdefault(k, []).append(v)
-                med = dict((variant, dict((k, sorted(v)[len(v) // 2]) for k, v in ops_.items())) for variant, ops_ in got.items())
-                tp.append((flush, how, ops, med))
-        q(conn, 'SET GLOBAL innodb_flush_log_at_trx_commit = %s', (flush_before,))
-
-        rows_total = entry['rows_total']
-        ours_rate = rows_total / entry['seconds']
-        bare_rate = rows_total / bare
+        print_copy_speed(rounds, args)
+        tp = [] if args.skip_throughput else trigger_throughput(db, conn, mig, args)
+        print_throughput(tp, args)
         print()
-        print('== copy speed (%d source rows; app writer at %d writes/s during each copy)' % (rows_total, args.rate))
-        print('bare INSERT...SELECT into addresses (UNIQUE+FK): %6.2fs  %9.0f rows/s' % (bare, bare_rate))
-        print('bare INSERT...SELECT into PK-only copy of users: %6.2fs  %9.0f rows/s' % (bare_pk, args.rows / bare_pk))
-        if pt:
-            pt_rate = args.rows / pt['total']
-            print('pt-online-schema-change users (total):           %6.2fs  %9.0f rows/s' % (pt['total'], pt_rate))
-            if pt['copy']:
-                print('pt-online-schema-change users (copy phase, 1s res): %5.0fs  %9.0f rows/s' % (pt['copy'], args.rows / pt['copy']))
-        print('ours: triggers + backfill (strategy %s):      %6.2fs  %9.0f rows/s  (%d chunks, max chunk %.3fs, rows_copied %d)'
-              % (entry['strategy'], entry['seconds'], ours_rate, entry['chunks'], entry['max_chunk_seconds'], entry['rows_copied']))
-        print('ours: verify (chunked checksums):               %6.2fs  rows_checked %d  mismatches %d'
-              % (verify_s, ver['rows_checked'], ver['mismatches']))
-        print('independent anti-join diff count after the run: %d' % exact_diff)
-        print('ratio ours / bare INSERT...SELECT (same target): %.2f' % (ours_rate / bare_rate))
-        seen = dict((name, writer.phase_stats(name, phases[name])['per_second']) for name in ('pt-osc', 'bare', 'ours') if name in phases)
-        print('  (the app writer, aiming at %d writes/s, got %s: a copy that blocks the application gets the machine to itself)'
-              % (args.rate, ', '.join('%.0f/s during %s' % (v, k) for k, v in seen.items())))
-        if pt:
-            print('ratio ours / pt-osc (total):                     %.2f' % (ours_rate / pt_rate))
-            print('  (pt-osc copies users into a primary-key-only table, our target has UNIQUE + FK; each relative to a bare '
-                  'INSERT...SELECT into its own kind of target: pt-osc %.2f, ours %.2f)' % (pt_rate / (args.rows / bare_pk), ours_rate / bare_rate))
-        if noai:
-            e2 = noai['entry']
-            n_rate = e2['rows_total'] / e2['seconds']
-            nb_rate = e2['rows_total'] / noai['bare']
-            print('-- the same sync into addresses_noai (user_id PRIMARY KEY + FK, no AUTO_INCREMENT column):')
-            print('bare INSERT...SELECT into addresses_noai:          %6.2fs  %9.0f rows/s' % (noai['bare'], nb_rate))
-            print('ours: triggers + backfill (strategy %s):      %6.2fs  %9.0f rows/s  (%d chunks, max chunk %.3fs, rows_copied %d)'
-                  % (e2['strategy'], e2['seconds'], n_rate, e2['chunks'], e2['max_chunk_seconds'], e2['rows_copied']))
-            print('verify mismatches %d, independent anti-join diff count %d' % (noai['verify']['mismatches'], noai['diff']))
-            print('ratio ours / bare INSERT...SELECT (same target): %.2f' % (n_rate / nb_rate))
-            if pt:
-                print('ratio ours / pt-osc (total):                     %.2f' % (n_rate / pt_rate))
-            st = noai['app']
-            print('app during it: %.0f writes/s  p50 %.2f ms  p99 %.2f ms  max %.2f ms  errors %d %s'
-                  % (st['per_second'], st['p50_ms'], st['p99_ms'], st['max_ms'], st['errors'], st['error_codes'] or ''))
-        print()
-        print('== single-row write throughput with and without the sync triggers; statements compared (i = loop counter):')
-        for op in ('update', 'insert', 'delete'):
-            print('   %-7s %s' % (op, STATEMENTS.get(op, '')))
-        print('   variants: none = no trigger; minimal = one-way plain triggers (UPDATE addresses by user_id / INSERT ... ON DUPLICATE KEY '
-              'UPDATE, no guard, no backward triggers: the cost of writing the second row itself); ours = mysql_trigger_sync (direction both)')
-        print('   the delete needs no trigger of ours (the FK ON DELETE CASCADE deletes the address): its cost is the cascade plus '
-              'the skipped backward delete trigger')
-        for flush, how, ops, med in tp:
-            print('-- innodb_flush_log_at_trx_commit=%s, %s, %d autocommit ops per run, median of %d interleaved runs'
-                  % (flush, how, ops, args.tp_reps))
-            for op in ('update', 'insert', 'delete'):
-                base = med['none'][op]
-                print('%-7s none %8.0f/s   minimal %8.0f/s (cost %5.1f%%)   ours %8.0f/s (cost %5.1f%%)'
-                      % (op, base, med['minimal'][op], 100.0 * (1 - med['minimal'][op] / base), med['ours'][op],
-                         100.0 * (1 - med['ours'][op] / base)))
-        print()
-        print('== application view (target %d writes/s, 2 connections, single-row autocommit writes on users)' % args.rate)
-        for name in ('idle', 'pt-osc', 'bare', 'ours'):
+        print('== application view (target %d writes/s, 2 connections, single-row autocommit writes on users; all rounds)' % args.rate)
+        for name in ('idle', 'pt-osc', 'bare', 'ours', 'bare-noai', 'ours-noai'):
             if name not in phases:
                 continue
             st = writer.phase_stats(name, phases[name])
-            print('%-7s %6.1fs  %7.0f writes/s  p50 %6.2f ms  p99 %7.2f ms  max %8.2f ms  errors %d %s'
+            print('%-9s %6.1fs  %7.0f writes/s  p50 %6.2f ms  p99 %7.2f ms  max %8.2f ms  errors %d %s'
                   % (name, phases[name], st['per_second'], st['p50_ms'], st['p99_ms'], st['max_ms'], st['errors'],
                      st['error_codes'] or ''))
     finally:

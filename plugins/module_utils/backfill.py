@@ -24,7 +24,7 @@ AUTO-INC: with InnoDB's default ``innodb_autoinc_lock_mode=1`` any ``INSERT … 
 table with an AUTO_INCREMENT column holds the table-level AUTO-INC lock for the whole statement,
 even when no value is generated, which stalls every trigger insert behind the chunk (measured
 here: ~2 s stall behind a 2 s chunk).  So for such targets the chunk has the *server* build a
-multi-row ``INSERT … VALUES`` text from the locked rows (``GROUP_CONCAT`` of hex/quoted literals)
+multi-row ``INSERT … VALUES`` text from the locked rows (``GROUP_CONCAT`` of quoted/hex literals)
 and runs it as a prepared statement: a "simple insert" that takes only the AUTO-INC mutex.  The new
 table's own key is never given (the new version's ids cannot collide).  Columns whose values do
 not round-trip through a literal (FLOAT, DOUBLE, BIT, spatial) fall back to ``INSERT … SELECT``.
@@ -32,16 +32,15 @@ not round-trip through a literal (FLOAT, DOUBLE, BIT, spatial) fall back to ``IN
 Strategy, chosen at run time from the live schema (:func:`choose_strategy`):
 
 * ``select`` when the target has no AUTO_INCREMENT column: one locking ``INSERT … SELECT … LOCK IN
-  SHARE MODE … ON DUPLICATE KEY UPDATE`` per slice, no literal round trip (the fast path; measured
-  at about the speed of a bare ``INSERT … SELECT``).
+  SHARE MODE … ON DUPLICATE KEY UPDATE`` per slice, no literal round trip (the fast path).
 * ``values`` when it has one (whatever ``innodb_autoinc_lock_mode`` is): measured on MariaDB 10.11
   with mode 1, an ``INSERT … SELECT`` holds the table AUTO-INC lock for the whole statement even
   when it supplies the AUTO_INCREMENT value itself (a concurrent single-row insert waited 2.9 s
   behind a 2.9 s copy), so "take the target key from the source key" does not avoid it.  Mode 2
   would, but MEASUREMENTS.md records duplicate-primary-key collisions of generated ids under mode
   2; with an upsert such a collision would update a *different* row without any warning, so the
-  copy never lets the server generate ids in bulk.  (The cost: the literal text is built and parsed,
-  about 40 % of the chunk's time; see benchmarks/bench_backfill.py.)
+  copy never lets the server generate ids in bulk.  (The cost: the server builds the literal text and
+  parses it again; see benchmarks/bench_backfill.py for what that costs against a bare copy.)
 """
 
 from __future__ import absolute_import, division, print_function
@@ -87,7 +86,10 @@ def literal_expr(expr, data_type):
     """SQL expression that renders ``expr`` as a SQL literal text ('NULL' for NULL), exact for its type."""
     data_type = data_type.lower()
     if data_type in STRING_TYPES:
-        return "IF(%s IS NULL, 'NULL', CONCAT('_utf8mb4 X''', HEX(CONVERT(%s USING utf8mb4)), ''''))" % (expr, expr)
+        # a quoted utf8mb4 literal: exact for every character set that converts to utf8mb4 (the sync checks that the
+        # target's holds the source's), and parsed about as fast as an INSERT ... SELECT (hex literals: ~30 % slower,
+        # measured here); the backfill session has NO_BACKSLASH_ESCAPES off, so QUOTE's escapes mean what they say
+        return "IF(%s IS NULL, 'NULL', CONCAT('_utf8mb4', QUOTE(CONVERT(%s USING utf8mb4))))" % (expr, expr)
     if data_type in BINARY_TYPES:
         return "IF(%s IS NULL, 'NULL', CONCAT('X''', HEX(%s), ''''))" % (expr, expr)
     if data_type in NUMERIC_TYPES:
@@ -175,6 +177,10 @@ class Backfill(object):
             cur.execute("SET SESSION time_zone = '+00:00'")
             cur.execute('SET SESSION innodb_lock_wait_timeout = 10')
             cur.execute('SET SESSION group_concat_max_len = GREATEST(@@max_allowed_packet, 1048576)')
+            # QUOTE() escapes with backslashes: they must be escapes in the statements this session builds
+            cur.execute('SELECT @@SESSION.sql_mode')
+            modes = [m for m in (cur.fetchone()[0] or '').split(',') if m and m.upper() != 'NO_BACKSLASH_ESCAPES']
+            cur.execute('SET SESSION sql_mode = %s', (','.join(modes),))
             cur.execute('SET %s = 1' % self.plan.copy_guard)
             cur.execute('SELECT VERSION()')
             self.execute_immediate = 'mariadb' in str(cur.fetchone()[0]).lower()

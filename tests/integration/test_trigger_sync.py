@@ -258,7 +258,7 @@ def test_cross_table_backfill_exact_under_concurrent_writes(db, target, run):
         sync_present(db.connect(), db.name, mig, backfill=False, verify=False)
         backward.set()
         time.sleep(0.2)
-        result = sync_present(db.connect(), db.name, mig, chunk_size=50, chunk_time=0.02)
+        result = sync_present(db.connect(), db.name, mig, chunk_size=50, chunk_time=0.005)
         time.sleep(0.3)
     finally:
         model = stop_writers(writers)
@@ -290,7 +290,7 @@ def test_module_path_exact_under_concurrent_writes(db, target, run):
     writers = start_writers(db, initial, 'cross', 50 + run, backward)
     try:
         time.sleep(0.2)
-        result = sync_present(db.connect(), db.name, parse_migration(SEED), chunk_size=50, chunk_time=0.02)
+        result = sync_present(db.connect(), db.name, parse_migration(SEED), chunk_size=50, chunk_time=0.005)
         backward.set()   # now the new shape may be written too
         time.sleep(0.3)
     finally:
@@ -300,6 +300,28 @@ def test_module_path_exact_under_concurrent_writes(db, target, run):
     users, addrs = snapshot_cross(conn)
     assert users == model, 'old shape lost an acknowledged write'
     assert addrs == expected_addresses(model)
+
+
+TRICKY_VALUES = ["back\\slash", "it's", 'dq"', 'nul\x00byte', 'ctrl-z\x1a', 'tab\tnew\nline', 'trailing  ', 'emoji \U0001F600',
+                 "\\' OR 1=1 -- ", 'ünïcödé', '']
+
+
+@pytest.mark.parametrize('autoinc', [True, False])
+def test_backfill_copies_every_string_exactly_whatever_the_sql_mode(db, autoinc):
+    """Backslashes, quotes, NUL, ^Z, unicode, trailing spaces and the empty string survive the copy byte for byte,
+    also when the session's sql_mode has NO_BACKSLASH_ESCAPES (the 'values' strategy builds literals)."""
+    conn = db.connect()
+    create_users(conn, 0, autoinc=autoinc)
+    for i, value in enumerate(TRICKY_VALUES, start=1):
+        execute(conn, 'INSERT INTO users (id, name, address_line_1, address_line_2) VALUES (%s, %s, %s, %s)', (i, 'u', value, value[::-1]))
+    copy_conn = db.connect()
+    execute(copy_conn, "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')")
+    result = sync_present(copy_conn, db.name, parse_migration(SEED))
+    assert result['entries'][0]['backfill']['strategy'] == ('values' if autoinc else 'select')
+    assert result['verify']['mismatches'] == 0
+    got = execute(conn, 'SELECT user_id, HEX(address_line_1), HEX(address_line_2) FROM addresses ORDER BY user_id')
+    want = execute(conn, 'SELECT id, HEX(address_line_1), HEX(address_line_2) FROM users ORDER BY id')
+    assert got == want and len(got) == len(TRICKY_VALUES)
 
 
 def test_rows_left_in_the_new_table_before_the_sync_are_reconciled(db, run_module):
@@ -332,7 +354,7 @@ def test_same_table_backfill_exact_under_concurrent_writes(db, run):
         sync_present(db.connect(), db.name, mig, backfill=False, verify=False)
         backward.set()
         time.sleep(0.2)
-        result = sync_present(db.connect(), db.name, mig, chunk_size=50, chunk_time=0.02)
+        result = sync_present(db.connect(), db.name, mig, chunk_size=50, chunk_time=0.005)
         time.sleep(0.3)
     finally:
         model = stop_writers(writers)

@@ -116,7 +116,7 @@ def test_strategy_choice():
 
 
 def test_literal_expressions_are_exact_per_type():
-    assert bf.literal_expr('`c`', 'varchar') == "IF(`c` IS NULL, 'NULL', CONCAT('_utf8mb4 X''', HEX(CONVERT(`c` USING utf8mb4)), ''''))"
+    assert bf.literal_expr('`c`', 'varchar') == "IF(`c` IS NULL, 'NULL', CONCAT('_utf8mb4', QUOTE(CONVERT(`c` USING utf8mb4))))"
     assert bf.literal_expr('`c`', 'blob') == "IF(`c` IS NULL, 'NULL', CONCAT('X''', HEX(`c`), ''''))"
     assert bf.literal_expr('`c`', 'int') == "IFNULL(CAST(`c` AS CHAR), 'NULL')"
     assert bf.literal_expr('`c`', 'datetime') == "IFNULL(QUOTE(`c`), 'NULL')"
