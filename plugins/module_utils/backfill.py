@@ -219,9 +219,6 @@ class Backfill(object):
             cur.execute('SELECT COUNT(*) FROM %s WHERE %s <= %%s' % (self.from_sql, self.key_sql), (max_key,))
             return int(cur.fetchone()[0])
 
-    def target_has_rows(self):
-        return target_has_rows(self.conn, self.plan)
-
     def boundary(self, lo, max_key, n):
         cond, args = range_condition(self.key_sql, lo, max_key)
         with self.conn.cursor() as cur:
@@ -431,7 +428,7 @@ class Backfill(object):
                 result['rows_total'] = int(row['rows_total'])
                 sync_state.resume(self.conn, plan.migration_id, plan.index)
             else:
-                cleanup = self.target_has_rows() if target_had_rows is None else bool(target_had_rows)
+                cleanup = target_has_rows(self.conn, plan) if target_had_rows is None else bool(target_had_rows)
                 max_key = self.max_key()
                 lo = None
                 result['rows_total'] = self.count_upto(max_key)

@@ -344,15 +344,20 @@ def test_resolve_drain_servers():
         ts.resolve_drain_servers(None, COLORS, 'red')
 
 
-def test_partial_apply_is_reported():
-    hp = two()
+def refuse_state(hp, refused):
+    """Make the fake HAProxy answer 'Permission denied' to every `set server ... state <refused>`."""
     original = hp.set_server_state
 
-    def fail_on_drain(backend, server, state):
-        if state == 'drain':
+    def set_server_state(backend, server, state):
+        if state == refused:
             raise HAProxyCommandError('set server', 'Permission denied')
         original(backend, server, state)
-    hp.set_server_state = fail_on_drain
+    hp.set_server_state = set_server_state
+
+
+def test_partial_apply_is_reported():
+    hp = two()
+    refuse_state(hp, 'drain')
     with pytest.raises(ts.ChangedError, match='Permission denied') as err:
         ts.execute_swap(hp, 'app', COLORS, 'green')
     assert err.value.changed is True and isinstance(err.value.cause, HAProxyCommandError)
@@ -373,13 +378,7 @@ def test_failure_of_the_first_step_changed_nothing_and_is_raised_as_it_is():
 
 def test_failure_after_waking_a_maint_server_is_a_change():
     hp = two(green=('maint', 100, True))
-    original = hp.set_server_state
-
-    def fail_on_ready(backend, server, state):
-        if state == 'ready':
-            raise HAProxyCommandError('set server', 'Permission denied')
-        original(backend, server, state)
-    hp.set_server_state = fail_on_ready
+    refuse_state(hp, 'ready')
     with pytest.raises(ts.ChangedError, match='woken from maint to drain: green1') as err:
         ts.execute_swap(hp, 'app', COLORS, 'green', sleep=lambda s: None)
     assert err.value.current['servers']['green1'] == srv('drain', 100)
