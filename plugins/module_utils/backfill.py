@@ -19,6 +19,9 @@ Why it is exact (cross-table, triggers already in place):
   duplicate, including a primary-key collision), and every warning fails the chunk.
 * Rows inserted after the triggers exist are kept by the triggers; the copy covers keys up to the
   maximum key seen right after the triggers were created (``max_key``).
+* The copy skips foreign key checks when they can neither fail nor act
+  (:func:`foreign_key_checks_redundant`): the parent of every copied row is the source row the slice
+  holds a shared lock on.
 
 AUTO-INC: with InnoDB's default ``innodb_autoinc_lock_mode=1`` any ``INSERT … SELECT`` into a
 table with an AUTO_INCREMENT column holds the table-level AUTO-INC lock for the whole statement,
@@ -141,6 +144,8 @@ class Backfill(object):
         self.from_sql = q(plan.from_table, 'from.table')
         self.to_sql = q(plan.to_table, 'to.table')
         self.execute_immediate = False
+        self.fk_checks_off = False
+        self.fk_checks_before = 1
         self.prepared = False
         self.max_chunk_seconds = 0.0
         self.max_slice_seconds = 0.0
@@ -182,12 +187,19 @@ class Backfill(object):
             modes = [m for m in (cur.fetchone()[0] or '').split(',') if m and m.upper() != 'NO_BACKSLASH_ESCAPES']
             cur.execute('SET SESSION sql_mode = %s', (','.join(modes),))
             cur.execute('SET %s = 1' % self.plan.copy_guard)
+            cur.execute('SELECT @@SESSION.foreign_key_checks')
+            self.fk_checks_before = int(cur.fetchone()[0])
+            self.fk_checks_off = bool(self.fk_checks_before) and foreign_key_checks_redundant(self.conn, self.db, self.plan)
+            if self.fk_checks_off:
+                cur.execute('SET SESSION foreign_key_checks = 0')
             cur.execute('SELECT VERSION()')
             self.execute_immediate = 'mariadb' in str(cur.fetchone()[0]).lower()
 
     def session_teardown(self):
         with self.conn.cursor() as cur:
             cur.execute('SET %s = NULL, @zdt_backfill_sql = NULL' % self.plan.copy_guard)
+            if self.fk_checks_off:
+                cur.execute('SET SESSION foreign_key_checks = %s', (self.fk_checks_before,))
             if self.prepared:
                 try:
                     cur.execute('DEALLOCATE PREPARE zdt_backfill_stmt')
@@ -484,6 +496,35 @@ def _records(cur):
     # PyMySQL keeps the info string with its length prefix
     match = re.search(r'Records:\s*(\d+)', message or '')
     return int(match.group(1)) if match else None
+
+
+def foreign_key_checks_redundant(conn, db, plan):
+    """True when the copy's writes cannot violate or trigger any foreign key, so it may skip the checks.
+
+    That holds when every foreign key of the new table is exactly ``to.key -> from.table(from.key)``
+    (each copied row's key is a source row the slice holds a shared lock on until it commits: the parent
+    exists and stays), no foreign key references the new table (no cascade of ours to skip) and the new
+    table has no trigger but ours (a user's trigger would otherwise write without checks).  The checks
+    are a quarter to a third of a copy's cost (measured here, bare INSERT ... SELECT of 1M users, median
+    of 3: into the seed's ``addresses`` 10.2 s with them, 7.7 s without; keyed by user_id 7.3 s / 4.9 s).
+    """
+    if plan.kind != 'cross':
+        return False
+    with conn.cursor() as cur:
+        cur.execute('SELECT CONSTRAINT_NAME, TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, '
+                    'REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL '
+                    'AND ((TABLE_SCHEMA = %s AND TABLE_NAME = %s) OR (REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s))',
+                    (db, plan.to_table, db, plan.to_table))
+        for _name, table, column, ref_db, ref_table, ref_column in cur.fetchall():
+            if table != plan.to_table or ref_table == plan.to_table:
+                return False        # the new table is referenced (by another table or itself)
+            if (ref_db, ref_table) != (db, plan.from_table) or column.lower() != plan.to_key.lower() \
+                    or ref_column.lower() != plan.from_key.lower():
+                return False
+        cur.execute('SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s',
+                    (db, plan.to_table))
+        ours = re.compile(r'^zdt_m%d_s%d_' % (plan.migration_id, plan.index))
+        return all(ours.match(row[0]) for row in cur.fetchall())
 
 
 def target_has_rows(conn, plan):

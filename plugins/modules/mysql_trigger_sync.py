@@ -37,6 +37,10 @@ description:
     builds a multi-row C(INSERT ... VALUES) from the locked rows and runs it, because an C(INSERT ... SELECT) would hold the
     table-level AUTO-INC lock for its whole run under C(innodb_autoinc_lock_mode=1) and stall the application's inserts.
     The second method is slower (the rows are turned into SQL text and parsed again)."
+  - "The copy's session skips foreign key checks only when they can neither fail nor act: every foreign key of the target
+    is C(to.key -> from.table(from.key)) (the slice holds a shared lock on each copied row's parent), no foreign key
+    references the target and the target has no trigger but this sync's. Otherwise the checks stay on. Application
+    sessions and the triggers always check."
   - "Trigger recursion guard: a session variable whose value is the statement's start time, cleared by an EXIT handler that
     re-raises any error, so a failing statement never leaves the sync disabled for its (pooled) connection."
   - Trigger names start with C(zdt_m<id>_s<index>_); the module never drops or replaces a trigger it did not create, and

@@ -19,6 +19,8 @@ import pymysql
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
+from ansible_collections.zdt.bluegreen.plugins.module_utils.backfill import foreign_key_checks_redundant
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import inspect_all
 from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_present
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -339,6 +341,58 @@ def test_rows_left_in_the_new_table_before_the_sync_are_reconciled(db, run_modul
     assert res['verify']['mismatches'] == 0
     users, addrs = snapshot_cross(conn)
     assert addrs == expected_addresses(users)
+
+
+@pytest.mark.parametrize('autoinc', [True, False])
+def test_copy_skips_foreign_key_checks_only_when_its_locks_make_them_redundant(db, autoinc):
+    """The seed's shape (the only FK is to.key -> from.key, nothing references the new table, no foreign trigger)
+    copies without FK checks; any other FK, a table referencing the new one or a user's trigger keeps them on."""
+    conn = db.connect()
+    create_users(conn, 50, autoinc=autoinc)
+    mig = parse_migration(SEED)
+
+    def redundant():
+        return foreign_key_checks_redundant(conn, db.name, inspect_all(conn, db.name, mig)[0])
+
+    assert redundant() is True
+    execute(conn, 'CREATE TABLE countries (code CHAR(2) PRIMARY KEY)')
+    execute(conn, 'ALTER TABLE addresses ADD country CHAR(2) NULL, ADD CONSTRAINT addresses_country_fk FOREIGN KEY (country) REFERENCES countries (code)')
+    assert redundant() is False
+    execute(conn, 'ALTER TABLE addresses DROP FOREIGN KEY addresses_country_fk')
+    assert redundant() is True
+    execute(conn, 'CREATE TRIGGER addresses_audit AFTER INSERT ON addresses FOR EACH ROW SET @seen = NEW.user_id')
+    assert redundant() is False
+    execute(conn, 'DROP TRIGGER addresses_audit')
+    execute(conn, 'CREATE TABLE notes (id INT PRIMARY KEY, user_id INT NOT NULL, '
+                  'CONSTRAINT notes_fk FOREIGN KEY (user_id) REFERENCES addresses (user_id) ON DELETE CASCADE)')
+    assert redundant() is False
+    # ... and the copy behaves so: an orphan the backfill deletes takes its note with it (the cascade ran)
+    execute(conn, 'SET FOREIGN_KEY_CHECKS = 0')
+    execute(conn, "INSERT INTO addresses (user_id, address_line_1) VALUES (5000, 'orphan')")
+    execute(conn, 'SET FOREIGN_KEY_CHECKS = 1')
+    execute(conn, "INSERT INTO addresses (user_id, address_line_1) VALUES (1, 'stale')")
+    execute(conn, 'INSERT INTO notes VALUES (1, 5000), (2, 1)')
+    copy_conn = db.connect()
+    result = sync_present(copy_conn, db.name, mig)
+    assert result['verify']['mismatches'] == 0
+    assert execute(conn, 'SELECT id FROM notes ORDER BY id') == ((2,),)
+    assert execute(copy_conn, 'SELECT @@SESSION.foreign_key_checks') == ((1,),)
+    users, addrs = snapshot_cross(conn)
+    assert addrs == expected_addresses(users)
+
+
+def test_copy_without_foreign_key_checks_leaves_the_session_as_it_was(db):
+    conn = db.connect()
+    create_users(conn, 500)
+    copy_conn = db.connect()
+    result = sync_present(copy_conn, db.name, parse_migration(SEED), chunk_size=50, chunk_time=0.01)
+    assert result['backfill']['chunks'] > 1 and result['verify']['mismatches'] == 0
+    assert execute(copy_conn, 'SELECT @@SESSION.foreign_key_checks, @zdt_copy_m2_s0') == ((1, None),)
+    users, addrs = snapshot_cross(conn)
+    assert addrs == expected_addresses(users)
+    # the FK is still enforced for everybody afterwards
+    with pytest.raises(pymysql.err.IntegrityError):
+        execute(conn, "INSERT INTO addresses (user_id, address_line_1) VALUES (999999, 'no such user')")
 
 
 @pytest.mark.parametrize('run', range(3))
