@@ -1,9 +1,7 @@
 """drain_wait against a real HAProxy 2.6 from the sandbox with long-lived requests in flight."""
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 
@@ -12,6 +10,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from test_haproxy_swap import LB  # noqa: E402  pylint: disable=wrong-import-position
+from unix_socket_server import UnixSocketServer  # noqa: E402  pylint: disable=wrong-import-position
 
 COLORS = {'blue': ['blue1'], 'green': ['green1']}
 
@@ -170,7 +169,7 @@ def test_clear_errors(lb, run_module, override, needle):
     assert lb.states() == before
 
 
-class CuttingProxy:
+class CuttingProxy(UnixSocketServer):
     """A unix-socket proxy in front of the stats socket that hangs up a connection at its first command starting
     with `cut_on` once a command starting with `armed_by` went through: a socket lost in the middle of a task."""
 
@@ -179,20 +178,7 @@ class CuttingProxy:
         self.armed_by = armed_by
         self.cut_on = cut_on
         self.cut = []
-        self.dir = tempfile.mkdtemp(prefix='zdt-proxy-')
-        self.path = os.path.join(self.dir, 'admin.sock')
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        self.sock.listen(5)
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _peer = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        super().__init__(prefix='zdt-proxy-')
 
     @staticmethod
     def _pump(src, dst):
@@ -234,10 +220,6 @@ class CuttingProxy:
                 except OSError:
                     pass
                 sock.close()
-
-    def close(self):
-        self.sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def test_socket_lost_after_draining_reports_changed(lb, run_module):

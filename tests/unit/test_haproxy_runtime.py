@@ -1,13 +1,13 @@
 """Unit tests for the HAProxy runtime-API client, against a fake CLI on a unix socket."""
 import os
 import socket
-import tempfile
 import threading
 import time
 
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr
+from unix_socket_server import UnixSocketServer
 
 STATE_HEADER = ('# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight '
                 'srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state '
@@ -49,7 +49,7 @@ PROC_FAILED = ('#<PID>          <type>          <reloads>       <uptime>        
                '# workers\n5985            worker          1               0d00h00m19s     2.6.12-1+deb12u4\n# programs\n')
 
 
-class FakeCLI:
+class FakeCLI(UnixSocketServer):
     """A unix-socket server speaking the HAProxy CLI's prompt mode; replies come from a dict or a callable."""
 
     def __init__(self, replies, prompt='> ', first_prompt='\n> ', split=False):
@@ -58,23 +58,7 @@ class FakeCLI:
         self.first_prompt = first_prompt
         self.split = split
         self.received = []
-        self.connections = 0
-        self.dir = tempfile.mkdtemp()
-        self.path = os.path.join(self.dir, 'admin.sock')
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        self.sock.listen(5)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _peer = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        super().__init__(prefix='zdt-fakecli-')
 
     def _send(self, conn, data):
         data = data.encode()
@@ -110,9 +94,6 @@ class FakeCLI:
                     if reply == 'HANG':
                         continue
                     self._send(conn, reply + '\n' + self.prompt)
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture
