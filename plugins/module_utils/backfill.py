@@ -53,6 +53,7 @@ import re
 import time
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import foreign_keys, query, triggers
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import (
@@ -510,21 +511,15 @@ def foreign_key_checks_redundant(conn, db, plan):
     """
     if plan.kind != 'cross':
         return False
-    with conn.cursor() as cur:
-        cur.execute('SELECT CONSTRAINT_NAME, TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, '
-                    'REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL '
-                    'AND ((TABLE_SCHEMA = %s AND TABLE_NAME = %s) OR (REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s))',
-                    (db, plan.to_table, db, plan.to_table))
-        for _name, table, column, ref_db, ref_table, ref_column in cur.fetchall():
-            if table != plan.to_table or ref_table == plan.to_table:
-                return False        # the new table is referenced (by another table or itself)
-            if (ref_db, ref_table) != (db, plan.from_table) or column.lower() != plan.to_key.lower() \
-                    or ref_column.lower() != plan.from_key.lower():
-                return False
-        cur.execute('SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s',
-                    (db, plan.to_table))
-        ours = re.compile(r'^zdt_m%d_s%d_' % (plan.migration_id, plan.index))
-        return all(ours.match(row[0]) for row in cur.fetchall())
+    parent = (db, plan.from_table, [plan.to_key.lower()], [plan.from_key.lower()])
+    for fk in foreign_keys(conn, db, plan.to_table).values():
+        if (fk['ref_schema'], fk['ref_table'], [c.lower() for c in fk['columns']], [c.lower() for c in fk['ref_columns']]) != parent:
+            return False        # another parent, more columns, or the new table itself
+    if query(conn, 'SELECT 1 FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s '
+                   'AND NOT (TABLE_SCHEMA = %s AND TABLE_NAME = %s) LIMIT 1', (db, plan.to_table, db, plan.to_table)):
+        return False            # another table references the new one
+    ours = set(t.name for t in plan.triggers())
+    return all(t['name'] in ours for t in triggers(conn, db) if t['table'] == plan.to_table)
 
 
 def target_has_rows(conn, plan):

@@ -214,13 +214,13 @@ def primary_key(conn, db, table):
 
 
 def foreign_keys(conn, db, table):
-    """OrderedDict constraint name -> {columns, ref_table, ref_columns} for FKs defined on ``table``."""
-    rows = query(conn, 'SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE '
-                       'WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND REFERENCED_TABLE_NAME IS NOT NULL '
+    """OrderedDict constraint name -> {columns, ref_schema, ref_table, ref_columns} for FKs defined on ``table``."""
+    rows = query(conn, 'SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME '
+                       'FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND REFERENCED_TABLE_NAME IS NOT NULL '
                        'ORDER BY CONSTRAINT_NAME, ORDINAL_POSITION', (db, table))
     result = OrderedDict()
-    for name, column, ref_table, ref_column in rows:
-        entry = result.setdefault(name, dict(columns=[], ref_table=ref_table, ref_columns=[]))
+    for name, column, ref_schema, ref_table, ref_column in rows:
+        entry = result.setdefault(name, dict(columns=[], ref_schema=ref_schema, ref_table=ref_table, ref_columns=[]))
         entry['columns'].append(column)
         entry['ref_columns'].append(ref_column)
     return result
