@@ -191,11 +191,6 @@ class SyncPlan(object):
         return 'INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s;' % (
             q(self.to_table, 'to.table'), ', '.join(cols), ', '.join(vals), updates)
 
-    def _update_target(self, prefix):
-        sets = ', '.join('%s = %s.%s' % (q(t, 'to.columns'), prefix, q(f, 'from.columns')) for f, t in zip(self.from_columns, self.to_columns))
-        args = (q(self.to_table, 'to.table'), sets, q(self.to_key, 'to.key'), prefix, q(self.from_key, 'from.key'))
-        return 'UPDATE %s SET %s WHERE %s = %s.%s;' % args
-
     def _delete_target(self, key_expr):
         return 'DELETE FROM %s WHERE %s = %s;' % (q(self.to_table, 'to.table'), q(self.to_key, 'to.key'), key_expr)
 
@@ -222,12 +217,12 @@ class SyncPlan(object):
             '  IF %s THEN' % self._all_null('NEW', self.from_columns),
             '    ' + self._delete_target('NEW.' + fk),
             '  ELSE',
-            # the common case (the new row exists) is a plain UPDATE by the unique key: no AUTO-INC
-            # id is allocated; ROW_COUNT() = 0 (no row, or no value changed) falls back to the upsert
-            '    ' + self._update_target('NEW'),
-            '    IF ROW_COUNT() = 0 THEN',
-            '      ' + self._upsert_target('NEW'),
-            '    END IF;',
+            # the upsert alone, never an UPDATE first: under REPEATABLE READ an UPDATE that finds no
+            # new row (a user not copied yet) gap-locks the key index, and two such writers' inserts
+            # into that gap then deadlock each other (measured: 4-13 deadlocks in 8 s of 8 writers;
+            # none with the upsert alone). The price: on an AUTO_INCREMENT target each upsert that
+            # finds the row still uses up one id.
+            '    ' + self._upsert_target('NEW'),
             '  END IF;',
             'END IF;',
         ]

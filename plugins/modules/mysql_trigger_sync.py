@@ -123,6 +123,10 @@ notes:
     exists; verify reports them.
   - A new table with an AUTO_INCREMENT key is backfilled with multi-row C(INSERT ... VALUES) statements built by the server,
     so the table-level AUTO-INC lock is never held for a whole chunk.
+  - "The forward triggers write the new row with C(INSERT ... ON DUPLICATE KEY UPDATE) alone, never an C(UPDATE) first: under
+    REPEATABLE READ an C(UPDATE) that finds no row gap-locks the key index, and two writes giving not yet copied old rows a
+    new row would deadlock each other. On a new table with an AUTO_INCREMENT key, each such write that finds the row
+    already there still uses up one id, so the ids get gaps."
 '''
 
 EXAMPLES = r'''

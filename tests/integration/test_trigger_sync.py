@@ -461,6 +461,42 @@ def test_both_directions_and_null_semantics(db, run_module):
     assert not again.get('failed') and again['changed'] is False and again['verify']['mismatches'] == 0
 
 
+@pytest.mark.parametrize('autoinc', [True, False])
+def test_trigger_writes_of_missing_new_rows_neither_wait_for_nor_deadlock_each_other(db, autoinc):
+    """Users not copied yet share one gap of the new table's key index. Two REPEATABLE READ application
+    transactions that give such users an address must not lock that gap: a forward trigger that first
+    UPDATEs the missing row takes a gap lock there, and then each one's insert waits for the other's."""
+    conn = db.connect()
+    create_users(conn, 30, autoinc=autoinc)
+    sync_present(db.connect(), db.name, parse_migration(SEED), backfill=False, verify=False)
+    first, second = db.connect(), db.connect()
+    for c in (first, second):
+        execute(c, 'SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ')
+        execute(c, 'SET SESSION innodb_lock_wait_timeout = 5')
+    execute(first, 'BEGIN')
+    execute(first, "UPDATE users SET address_line_1 = 'first 15' WHERE id = 15")
+    outcome = {}
+
+    def write(conn_, name, sql):
+        try:
+            execute(conn_, sql)
+            outcome[name] = 'ok'
+        except pymysql.err.MySQLError as exc:
+            outcome[name] = exc.args[0]
+
+    other = threading.Thread(target=write, args=(second, 'second', "UPDATE users SET address_line_1 = 'second 13' WHERE id = 13"))
+    other.start()
+    other.join(2)
+    second_waited = other.is_alive()
+    write(first, 'first', "UPDATE users SET address_line_1 = 'first 12' WHERE id = 12")
+    if outcome['first'] == 'ok':
+        execute(first, 'COMMIT')
+    other.join(10)
+    assert (outcome, second_waited) == ({'first': 'ok', 'second': 'ok'}, False)
+    users, addrs = snapshot_cross(conn)
+    assert addrs == dict((k, users[k]) for k in (12, 13, 15))
+
+
 def test_same_table_precedence(db, run_module):
     conn = db.connect()
     create_items(conn, 5)
