@@ -53,7 +53,7 @@ import re
 import time
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import foreign_keys, query, triggers
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import foreign_keys, referencing_foreign_keys, triggers
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import (
@@ -515,8 +515,7 @@ def foreign_key_checks_redundant(conn, db, plan):
     for fk in foreign_keys(conn, db, plan.to_table).values():
         if (fk['ref_schema'], fk['ref_table'], [c.lower() for c in fk['columns']], [c.lower() for c in fk['ref_columns']]) != parent:
             return False        # another parent, more columns, or the new table itself
-    if query(conn, 'SELECT 1 FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s '
-                   'AND NOT (TABLE_SCHEMA = %s AND TABLE_NAME = %s) LIMIT 1', (db, plan.to_table, db, plan.to_table)):
+    if referencing_foreign_keys(conn, db, plan.to_table):
         return False            # another table references the new one
     ours = set(t.name for t in plan.triggers())
     return all(t['name'] in ours for t in triggers(conn, db) if t['table'] == plan.to_table)

@@ -226,6 +226,18 @@ def foreign_keys(conn, db, table):
     return result
 
 
+def referencing_foreign_keys(conn, db, table):
+    """Foreign keys of *other* tables, in any schema, that reference ``db.table``: list of {schema, table, name, ref_columns}."""
+    rows = query(conn, 'SELECT TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE '
+                       'WHERE REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s AND NOT (TABLE_SCHEMA = %s AND TABLE_NAME = %s) '
+                       'ORDER BY TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION', (db, table, db, table))
+    result = OrderedDict()
+    for schema, name, constraint, ref_column in rows:
+        entry = result.setdefault((schema, name, constraint), dict(schema=schema, table=name, name=constraint, ref_columns=[]))
+        entry['ref_columns'].append(ref_column)
+    return list(result.values())
+
+
 def triggers(conn, db):
     """List of {name, table, timing, event, statement} for every trigger in ``db``."""
     rows = query(conn, 'SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT '

@@ -29,6 +29,7 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import Databa
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import (
     ER_ALTER_OPERATION_NOT_SUPPORTED, ER_ALTER_OPERATION_NOT_SUPPORTED_REASON, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT,
     ER_NO_SUCH_TABLE, error_code, error_message, query, server_version, show_create_table)
+from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_connection
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
 
 STATE_TABLE = 'zdt_migration_state'
@@ -151,7 +152,7 @@ class SchemaModel(object):
         self.triggers = list(triggers or [])
         self.flavor = flavor
         self.version = tuple(version)
-        # referenced table -> list of (table, constraint name) of foreign keys pointing at it from other tables
+        # referenced table -> list of (table, constraint name, referenced columns) of foreign keys pointing at it from other tables
         self.inbound_fks = dict(inbound_fks or {})
 
     def table(self, name):
@@ -202,29 +203,12 @@ def load_model(conn, database, table_names):
         rows = query(conn, 'SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s', (database, name))
         if not [r for r in rows if r[0] == name]:
             continue
-        cols = [r[0] for r in query(conn, 'SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s '
-                                          'ORDER BY ORDINAL_POSITION', (database, name))]
-        idx = OrderedDict()
-        for iname, cname, non_unique in query(conn, 'SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS '
-                                                    'WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX',
-                                              (database, name)):
-            idx.setdefault(iname, dict(columns=[], unique=not int(non_unique)))['columns'].append(cname)
-        fks = OrderedDict()
-        for fname, cname, rtable, rcol in query(conn, 'SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME '
-                                                      'FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s '
-                                                      'AND REFERENCED_TABLE_NAME IS NOT NULL ORDER BY CONSTRAINT_NAME, ORDINAL_POSITION',
-                                                (database, name)):
-            entry = fks.setdefault(fname, dict(columns=[], ref_table=rtable, ref_columns=[]))
-            entry['columns'].append(cname)
-            entry['ref_columns'].append(rcol)
-        tables[name] = TableModel(name, cols, idx, fks)
-        inbound[name] = [(r[0], r[1]) for r in query(
-            conn, 'SELECT DISTINCT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_SCHEMA = %s '
-                  'AND REFERENCED_TABLE_NAME = %s AND TABLE_NAME <> %s', (database, name, name))]
-    trig = [dict(name=r[0], table=r[1], statement=r[2]) for r in query(
-        conn, 'SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s',
-        (database,))]
-    return SchemaModel(database, tables, trig, flavor, version, inbound)
+        tables[name] = TableModel(name, list(mysql_connection.columns(conn, database, name)), mysql_connection.indexes(conn, database, name),
+                                  mysql_connection.foreign_keys(conn, database, name))
+        # another schema's referencing table is named with its schema: no table of this plan can be it
+        inbound[name] = [(fk['table'] if fk['schema'] == database else '%s.%s' % (fk['schema'], fk['table']), fk['name'], fk['ref_columns'])
+                         for fk in mysql_connection.referencing_foreign_keys(conn, database, name)]
+    return SchemaModel(database, tables, mysql_connection.triggers(conn, database), flavor, version, inbound)
 
 
 def tables_of(migration, phase):
@@ -330,7 +314,7 @@ def _plan_create_table(model, op, phase, index, steps, skipped):
                                           for v in idx.values()):
             idx[fk.name] = dict(columns=list(fk.columns), unique=False)   # InnoDB adds an index for the FK
         if fk.ref_table != a['table']:
-            model.inbound_fks.setdefault(fk.ref_table, []).append((a['table'], fk.name))
+            model.inbound_fks.setdefault(fk.ref_table, []).append((a['table'], fk.name, list(fk.ref_columns)))
     model.tables[a['table']] = TableModel(a['table'], [c.name for c in a['columns']], idx, fks)
 
 
@@ -392,10 +376,8 @@ def _drop_columns_step(model, op, phase, index, t, columns, action, rollback=Fal
         hit = [c for c in fk['columns'] if c.lower() in lowered]
         if hit:
             raise _fail(op, 'column %s.%s is part of foreign key %s' % (t.name, hit[0], fk['name']))
-    for ref_table, fk_name in model.inbound_fks.get(t.name, []):
-        ref = model.table(ref_table)
-        fk = ref.foreign_keys.get(fk_name.lower()) if ref else None
-        if fk and fk['ref_table'] == t.name and any(c.lower() in lowered for c in fk['ref_columns']):
+    for ref_table, fk_name, ref_columns in model.inbound_fks.get(t.name, []):
+        if any(c.lower() in lowered for c in ref_columns):
             raise _fail(op, 'column of %s is referenced by foreign key %s of table %s' % (t.name, fk_name, ref_table))
     if len(present) >= len(t.columns):
         raise _fail(op, 'cannot drop every column of %s (drop the table instead)' % t.name)
@@ -431,7 +413,7 @@ def _drop_table_step(model, op, phase, index, table, action, rollback=False):
     _refuse_inbound_fks(model, op, table)
     del model.tables[table]
     for ref, lst in model.inbound_fks.items():
-        model.inbound_fks[ref] = [(t, n) for t, n in lst if t != table]
+        model.inbound_fks[ref] = [entry for entry in lst if entry[0] != table]
     return Step(phase, index, op, drop_table_sql(table), None, (table,), action)
 
 

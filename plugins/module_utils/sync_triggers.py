@@ -38,6 +38,8 @@ import re
 import time
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError, SpecError
+from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_connection
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import query
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
 
 TRIGGER_LABEL = 'zdt_sync'
@@ -318,17 +320,11 @@ class SyncPlan(object):
 
 # -------------------------------------------------------------------- inspection / validation
 
-def _query(conn, sql, args=None):
-    with conn.cursor() as cur:
-        cur.execute(sql, args)
-        return cur.fetchall()
-
-
 def _columns(conn, db, table):
-    rows = _query(conn, 'SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION, COLUMN_TYPE, '
-                        'CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION '
-                        'FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION',
-                  (db, table))
+    rows = query(conn, 'SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION, COLUMN_TYPE, '
+                       'CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION '
+                       'FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION',
+                 (db, table))
     result = {}
     for name, dtype, nullable, default, extra, gen, ctype, length, charset, precision, scale, fsp in rows:
         result[name.lower()] = dict(name=name, type=dtype.lower(), nullable=(nullable == 'YES'), default=default,
@@ -408,18 +404,14 @@ def _check_pairs(spec, fcols, tcols):
 
 
 def _indexes(conn, db, table):
-    rows = _query(conn, 'SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS '
-                        'WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX', (db, table))
-    result = {}
-    for name, column, non_unique in rows:
-        entry = result.setdefault(name, dict(columns=[], unique=not int(non_unique)))
-        entry['columns'].append(column.lower())
-    return result
+    """Index name -> {columns (lower case), unique}."""
+    return dict((name, dict(columns=[c.lower() for c in idx['columns']], unique=idx['unique']))
+                for name, idx in mysql_connection.indexes(conn, db, table).items())
 
 
 def _table_exists(conn, db, table):
-    return bool(_query(conn, "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
-                             "AND TABLE_TYPE = 'BASE TABLE'", (db, table)))
+    return bool(query(conn, "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                            "AND TABLE_TYPE = 'BASE TABLE'", (db, table)))
 
 
 def inspect_sync(conn, db, migration_id, spec):
@@ -496,11 +488,11 @@ def inspect_sync(conn, db, migration_id, spec):
 
 def _has_cascade_fk(conn, db, spec):
     """True when a foreign key to.table(to.key) -> from.table(from.key) deletes the new row ON DELETE CASCADE."""
-    rows = _query(conn, 'SELECT k.CONSTRAINT_NAME, COUNT(*), MAX(k.COLUMN_NAME), MAX(k.REFERENCED_COLUMN_NAME), MAX(r.DELETE_RULE) '
-                        'FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r '
-                        'ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME '
-                        'WHERE k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s AND k.REFERENCED_TABLE_NAME = %s '
-                        'GROUP BY k.CONSTRAINT_NAME', (db, spec.to_table, spec.from_table))
+    rows = query(conn, 'SELECT k.CONSTRAINT_NAME, COUNT(*), MAX(k.COLUMN_NAME), MAX(k.REFERENCED_COLUMN_NAME), MAX(r.DELETE_RULE) '
+                       'FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r '
+                       'ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME '
+                       'WHERE k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s AND k.REFERENCED_TABLE_NAME = %s '
+                       'GROUP BY k.CONSTRAINT_NAME', (db, spec.to_table, spec.from_table))
     for _name, count, column, ref_column, rule in rows:
         if (int(count) == 1 and column.lower() == spec.to_key.lower() and ref_column.lower() == spec.from_key.lower()
                 and rule == 'CASCADE'):
@@ -520,9 +512,8 @@ def _normalize(body):
 
 def existing_triggers(conn, db):
     """Map trigger name -> {table, timing, event, body} for every trigger of ``db``."""
-    rows = _query(conn, 'SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT '
-                        'FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s', (db,))
-    return dict((r[0], dict(table=r[1], timing=r[2], event=r[3], body=r[4])) for r in rows)
+    return dict((t['name'], dict(table=t['table'], timing=t['timing'], event=t['event'], body=t['statement']))
+                for t in mysql_connection.triggers(conn, db))
 
 
 def is_ours(live, trigger):
@@ -591,10 +582,10 @@ def run_ddl(conn, statements, lock_wait_timeout=1, retries=10, sleep=time.sleep)
 
 def check_trigger_privileges(conn):
     """With binary logging on, creating triggers needs SUPER or log_bin_trust_function_creators: fail up front."""
-    row = _query(conn, 'SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators')[0]
+    row = query(conn, 'SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators')[0]
     if not int(row[0] or 0) or int(row[1] or 0):
         return
-    grants = ' '.join(r[0] for r in _query(conn, 'SHOW GRANTS')).upper()
+    grants = ' '.join(r[0] for r in query(conn, 'SHOW GRANTS')).upper()
     if re.search(r'GRANT (ALL PRIVILEGES|[^`]*\bSUPER\b)[^`]* ON \*\.\*', grants):
         return
     raise DatabaseError('binary logging is on and the login user has neither SUPER nor does the server set '

@@ -272,6 +272,37 @@ def test_pre_existing_table_is_never_dropped_by_rollback(users_db, run_module):
                     (db.name, 'addresses'))[0][0] == 1
 
 
+def test_contract_refuses_a_column_that_a_table_outside_the_migration_references(users_db, run_module):
+    db = users_db
+    ok(expand(run_module, db, ADDRESSES))
+    db.query('CREATE INDEX users_line_1 ON users (address_line_1)')
+    db.query('CREATE TABLE labels (id INT PRIMARY KEY, line VARCHAR(100), '
+             'CONSTRAINT labels_line_fk FOREIGN KEY (line) REFERENCES users (address_line_1)) ENGINE=InnoDB')
+    before = snapshot(db)
+    result = expand(run_module, db, ADDRESSES, 'contract')
+    assert result['failed'] and 'contract[0]' in result['msg']
+    assert 'is referenced by foreign key labels_line_fk of table labels' in result['msg']
+    assert result.get('statements', []) == [] and snapshot(db) == before
+
+
+def test_contract_refuses_a_table_that_a_same_named_table_of_another_schema_references(db, run_module, mariadb):
+    other = db.name + '_other'
+    mariadb.create_database(other)
+    try:
+        db.query('CREATE TABLE tags (id INT PRIMARY KEY) ENGINE=InnoDB')
+        db.query('CREATE TABLE `%s`.tags (id INT PRIMARY KEY, tag_id INT, CONSTRAINT other_tags_fk FOREIGN KEY (tag_id) '
+                 'REFERENCES `%s`.tags (id)) ENGINE=InnoDB' % (other, db.name))
+        migration = {'id': 5, 'description': 'Drop tags', 'expand': [], 'contract': [{'drop_table': {'table': 'tags'}}]}
+        ok(expand(run_module, db, migration))
+        before = snapshot(db)
+        result = expand(run_module, db, migration, 'contract')
+        assert result['failed'] and 'contract[0]' in result['msg']
+        assert 'still referenced by foreign key other_tags_fk of table %s.tags' % other in result['msg']
+        assert snapshot(db) == before
+    finally:
+        db.query('DROP DATABASE `%s`' % other)
+
+
 HOSTILE = 'addr`; DROP TABLE users; --'
 
 
