@@ -16,7 +16,8 @@ compare like with like on this noisy machine:
    c. our backfill: mysql_trigger_sync's triggers + chunked backfill (chunk_time 0.5 s) into
       ``addresses``; verify timed separately after it.
 3. Exactness after the writer stopped: verify (chunked checksums) plus an independent anti-join
-   count of differing rows in both directions.
+   count of differing rows in both directions; and the AUTO_INCREMENT ids used for ``addresses``'
+   rows (a trigger upsert that finds its row still uses one up).
 4. The same sync into ``addresses_noai`` (user_id PRIMARY KEY + FK, no AUTO_INCREMENT column), where
    the backfill can use a locking INSERT ... SELECT; again with the writer, bare copy and exactness.
 5. Single-row write throughput: the same statements (printed) on the same data with no trigger, with
@@ -327,6 +328,9 @@ def copy_round(db, conn, writer, args, mig, mig_noai, phases):
     out['verify'] = Verifier(db.root_connect(DB), inspect_all(conn, DB, mig)[0]).run()
     out['verify_s'] = time.time() - t0
     out['diff'] = diff_count(conn)
+    # the triggers' upserts that find their row still use up an AUTO_INCREMENT id each: how many went that way
+    out['ids'] = (q(conn, 'SELECT AUTO_INCREMENT - 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s',
+                    (DB, 'addresses'))[0][0], q(conn, 'SELECT COUNT(*) FROM addresses')[0][0])
     sync_absent(db.root_connect(DB), DB, mig)
     if not args.skip_noai:
         create_addresses_noai(conn)
@@ -368,6 +372,8 @@ def print_copy_speed(rounds, args):
           % (rounds[0]['ours']['strategy'], ours, rate(ours), max(r['ours']['max_chunk_seconds'] for r in rounds)))
     print('ours: verify (chunked checksums):                %6.2fs  mismatches %s; independent anti-join diff count %s'
           % (median([r['verify_s'] for r in rounds]), [r['verify']['mismatches'] for r in rounds], [r['diff'] for r in rounds]))
+    print('ours: AUTO_INCREMENT ids used for the rows of addresses, per round: %s'
+          % ', '.join('%d for %d' % r['ids'] for r in rounds))
     ratio_bare = median([r['bare'] / r['ours']['seconds'] for r in rounds])
     print('ratio ours / bare INSERT...SELECT (same target): %.2f  (rounds: %s)'
           % (ratio_bare, ', '.join('%.2f' % (r['bare'] / r['ours']['seconds']) for r in rounds)))
