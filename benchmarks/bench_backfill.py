@@ -344,6 +344,13 @@ def copy_round(db, conn, writer, args, mig, mig_noai, phases):
     return out
 
 
+def ours_line(rounds, key, seconds, rows_per_second):
+    # a chunk groups slices for throttling and progress; a slice is one transaction (what holds the app's rows)
+    return ('ours: triggers + backfill (strategy %s):      %6.2fs  %9.0f rows/s  (over all rounds: max chunk %.3fs, max slice %.3fs)'
+            % (rounds[0][key]['strategy'], seconds, rows_per_second, max(r[key]['max_chunk_seconds'] for r in rounds),
+               max(r[key]['max_slice_seconds'] for r in rounds)))
+
+
 def print_copy_speed(rounds, args):
     print()
     print('== copy speed (%d users; app writer at %d writes/s through every copy; %d interleaved rounds, the median '
@@ -368,8 +375,7 @@ def print_copy_speed(rounds, args):
     if pts:
         pt_total = median([p['total'] for p in pts])
         print('pt-online-schema-change users (total):           %6.2fs  %9.0f rows/s' % (pt_total, args.rows / pt_total))
-    print('ours: triggers + backfill (strategy %s):      %6.2fs  %9.0f rows/s  (max chunk over all rounds %.3fs)'
-          % (rounds[0]['ours']['strategy'], ours, rate(ours), max(r['ours']['max_chunk_seconds'] for r in rounds)))
+    print(ours_line(rounds, 'ours', ours, rate(ours)))
     print('ours: verify (chunked checksums):                %6.2fs  mismatches %s; independent anti-join diff count %s'
           % (median([r['verify_s'] for r in rounds]), [r['verify']['mismatches'] for r in rounds], [r['diff'] for r in rounds]))
     print('ours: AUTO_INCREMENT ids used for the rows of addresses, per round: %s'
@@ -386,8 +392,7 @@ def print_copy_speed(rounds, args):
         o2 = median([r['ours_noai']['seconds'] for r in rounds])
         print('-- the same sync into addresses_noai (user_id PRIMARY KEY + FK, no AUTO_INCREMENT column):')
         print('bare INSERT...SELECT into addresses_noai:          %6.2fs  %9.0f rows/s' % (med['bare_noai'], rate(med['bare_noai'])))
-        print('ours: triggers + backfill (strategy %s):      %6.2fs  %9.0f rows/s  (max chunk over all rounds %.3fs)'
-              % (rounds[0]['ours_noai']['strategy'], o2, rate(o2), max(r['ours_noai']['max_chunk_seconds'] for r in rounds)))
+        print(ours_line(rounds, 'ours_noai', o2, rate(o2)))
         print('verify mismatches %s, independent anti-join diff count %s'
               % ([r['verify_noai']['mismatches'] for r in rounds], [r['diff_noai'] for r in rounds]))
         ratios = [r['bare_noai'] / r['ours_noai']['seconds'] for r in rounds]
