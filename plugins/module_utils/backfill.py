@@ -395,7 +395,8 @@ class Backfill(object):
                 return scanned_sum, rows_sum, s_lo
             if max_rows is not None and source_rows >= max_rows:
                 return scanned_sum, rows_sum, s_lo
-            n_slice = self.slice_rows      # (s_lo, s_hi] holds exactly this many source rows unless it is the last slice
+            # (s_lo, s_hi] holds exactly n_slice source rows unless it is the last slice; never more than the chunk has left
+            n_slice = self.slice_rows if max_rows is None else min(self.slice_rows, max_rows - source_rows)
             s_hi = self.boundary(s_lo, hi, n_slice)
             last = s_hi is None or s_hi == hi
             if s_hi is None:
@@ -411,8 +412,9 @@ class Backfill(object):
             dt = self.clock() - t0
             self.last_slice_seconds = dt
             self.max_slice_seconds = max(self.max_slice_seconds, dt)
-            target = int(self.slice_rows * self.slice_time / max(dt, 0.0005))
-            self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.slice_rows * 2, max(self.slice_rows // 2, target)))
+            target = int(n_slice * self.slice_time / max(dt, 0.0005))
+            if n_slice == self.slice_rows or target < self.slice_rows:   # a slice cut short by the chunk is no reason to grow
+                self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.slice_rows * 2, max(self.slice_rows // 2, target)))
             scanned_sum += scanned
             rows_sum += rows
             source_rows += n_slice
