@@ -347,7 +347,7 @@ class Backfill(object):
                 cur.close()
 
     def _slice(self, lo, hi, cleanup, scanned_hint=None):
-        """Copy (lo, hi] in one short transaction together with the checkpoint; return (scanned, written).
+        """Copy (lo, hi] in one short transaction together with the checkpoint, which counts the rows.
 
         ``scanned_hint``: the number of source rows in (lo, hi] the boundary query found (progress only)."""
         def body(cur):
@@ -365,16 +365,15 @@ class Backfill(object):
             else:
                 cur.execute(sync_state.advance_sql(), (sync_state.encode_key(hi), scanned, scanned, rows,
                                                        self.plan.migration_id, self.plan.index))
-            return scanned, rows
-        return self._transaction(body, 'backfill in key range (%r, %r]' % (lo, hi))
+        self._transaction(body, 'backfill in key range (%r, %r]' % (lo, hi))
 
     def _cleanup_tail(self, max_key):
         """Delete new rows keyed above the copied range (all of them when the source was empty) that have no
         counterpart: the chunks only clean up to ``max_key``.  Rows the triggers wrote there have one."""
         self._transaction(lambda cur: self._cleanup_chunk(cur, max_key, None), 'cleanup above key %r' % (max_key,))
 
-    def run_chunk(self, lo, hi, cleanup, deadline=None, max_rows=None):
-        """Copy from ``lo`` towards ``hi`` as a series of short slices; return (scanned, written, key reached).
+    def run_chunk(self, lo, hi, cleanup, deadline, max_rows):
+        """Copy from ``lo`` towards ``hi`` as a series of short slices; return the key reached.
 
         The chunk ends at ``hi``, after ``max_rows`` source rows, or when ``deadline`` has passed, whichever
         comes first, so no chunk runs much longer than chunk_time even when the machine slows down.  Its
@@ -386,24 +385,24 @@ class Backfill(object):
         slice is kept to about SLICE_TIME seconds: an application write to a row being copied waits
         at most one slice, never a whole chunk.
         """
-        scanned_sum, rows_sum, source_rows = 0, 0, 0
+        source_rows = 0
         s_lo = lo
         while True:
             # chunk_time (nearly) used up: the chunk ends here, not one slice later (a margin of one more slice:
             # slices vary, and the boundary query runs before each)
-            if deadline is not None and s_lo != lo and self.clock() + 2 * self.last_slice_seconds >= deadline:
-                return scanned_sum, rows_sum, s_lo
-            if max_rows is not None and source_rows >= max_rows:
-                return scanned_sum, rows_sum, s_lo
+            if s_lo != lo and self.clock() + 2 * self.last_slice_seconds >= deadline:
+                return s_lo
+            if source_rows >= max_rows:
+                return s_lo
             # (s_lo, s_hi] holds exactly n_slice source rows unless it is the last slice; never more than the chunk has left
-            n_slice = self.slice_rows if max_rows is None else min(self.slice_rows, max_rows - source_rows)
+            n_slice = min(self.slice_rows, max_rows - source_rows)
             s_hi = self.boundary(s_lo, hi, n_slice)
             last = s_hi is None or s_hi == hi
             if s_hi is None:
                 s_hi = hi
             t0 = self.clock()
             try:
-                scanned, rows = self._slice(s_lo, s_hi, cleanup, None if last else n_slice)
+                self._slice(s_lo, s_hi, cleanup, None if last else n_slice)
             except ChunkRetry:
                 if self.slice_rows <= MIN_CHUNK:
                     raise DatabaseError('a slice of %d rows of %s does not fit group_concat_max_len' % (self.slice_rows, self.plan.field))
@@ -415,12 +414,10 @@ class Backfill(object):
             target = int(n_slice * self.slice_time / max(dt, 0.0005))
             if n_slice == self.slice_rows or target < self.slice_rows:   # a slice cut short by the chunk is no reason to grow
                 self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.slice_rows * 2, max(self.slice_rows // 2, target)))
-            scanned_sum += scanned
-            rows_sum += rows
             source_rows += n_slice
             s_lo = s_hi
             if last:
-                return scanned_sum, rows_sum, s_hi
+                return s_hi
 
     # ---------------------------------------------------------------- driver
 
@@ -460,12 +457,11 @@ class Backfill(object):
             while max_key is not None and not (lo is not None and lo == max_key):
                 self.throttle()
                 t0 = self.clock()
-                _scanned, rows, hi = self.run_chunk(lo, max_key, cleanup, deadline=t0 + self.chunk_time, max_rows=n)
+                hi = self.run_chunk(lo, max_key, cleanup, t0 + self.chunk_time, n)
                 last = hi == max_key
                 dt = self.clock() - t0
                 self.max_chunk_seconds = max(self.max_chunk_seconds, dt)
                 result['chunks'] += 1
-                result['rows_copied'] += rows
                 lo = hi
                 if last:
                     break
