@@ -14,7 +14,7 @@ import os
 import traceback
 from collections import OrderedDict
 
-from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ConnectionFailed, DatabaseError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ConnectionFailed
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
 
 try:
@@ -174,9 +174,14 @@ def server_version(conn):
     return flavor, tuple(nums), raw
 
 
-def table_exists(conn, db, table):
-    rows = query(conn, 'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s', (db, table))
-    return bool(rows)
+def table_exists(conn, db, table, base_only=False):
+    """True when ``db.table`` exists (a base table when ``base_only``, else also a view)."""
+    # information_schema looks the name up the way the server resolves identifiers (case-sensitive
+    # under lower_case_table_names=0), so no client-side case folding here.
+    sql = 'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s'
+    if base_only:
+        sql += " AND TABLE_TYPE = 'BASE TABLE'"
+    return bool(query(conn, sql, (db, table)))
 
 
 def tables(conn, db):
@@ -214,13 +219,15 @@ def primary_key(conn, db, table):
 
 
 def foreign_keys(conn, db, table):
-    """OrderedDict constraint name -> {columns, ref_schema, ref_table, ref_columns} for FKs defined on ``table``."""
-    rows = query(conn, 'SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME '
-                       'FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND REFERENCED_TABLE_NAME IS NOT NULL '
-                       'ORDER BY CONSTRAINT_NAME, ORDINAL_POSITION', (db, table))
+    """OrderedDict constraint name -> {columns, ref_schema, ref_table, ref_columns, on_delete} for FKs defined on ``table``."""
+    rows = query(conn, 'SELECT k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, '
+                       'r.DELETE_RULE FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r '
+                       'ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME '
+                       'WHERE k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s AND k.REFERENCED_TABLE_NAME IS NOT NULL '
+                       'ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION', (db, table))
     result = OrderedDict()
-    for name, column, ref_schema, ref_table, ref_column in rows:
-        entry = result.setdefault(name, dict(columns=[], ref_schema=ref_schema, ref_table=ref_table, ref_columns=[]))
+    for name, column, ref_schema, ref_table, ref_column, on_delete in rows:
+        entry = result.setdefault(name, dict(columns=[], ref_schema=ref_schema, ref_table=ref_table, ref_columns=[], on_delete=on_delete))
         entry['columns'].append(column)
         entry['ref_columns'].append(ref_column)
     return result
@@ -258,8 +265,3 @@ def show_create_table(conn, table):
 
 def current_database(conn):
     return query(conn, 'SELECT DATABASE()')[0][0]
-
-
-def require_table(conn, db, table, field=None):
-    if not table_exists(conn, db, table):
-        raise DatabaseError('%stable %s does not exist in database %s' % ('%s: ' % field if field else '', table, db))

@@ -200,8 +200,7 @@ def load_model(conn, database, table_names):
     inbound = {}
     names = sorted(set(table_names))
     for name in names:
-        rows = query(conn, 'SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s', (database, name))
-        if not [r for r in rows if r[0] == name]:
+        if not mysql_connection.table_exists(conn, database, name):
             continue
         tables[name] = TableModel(name, list(mysql_connection.columns(conn, database, name)), mysql_connection.indexes(conn, database, name),
                                   mysql_connection.foreign_keys(conn, database, name))

@@ -14,6 +14,7 @@ import hashlib
 import json
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import query, table_exists
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
 
 PROGRESS_TABLE = 'zdt_sync_progress'
@@ -61,27 +62,20 @@ def decode_key(text):
     return value
 
 
-def _query(conn, sql, args=None):
-    with conn.cursor() as cur:
-        cur.execute(sql, args)
-        return cur.fetchall()
-
-
 def progress_table_exists(conn, db):
-    return bool(_query(conn, 'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s',
-                       (db, PROGRESS_TABLE)))
+    return table_exists(conn, db, PROGRESS_TABLE)
 
 
 def ensure_table(conn):
-    _query(conn, CREATE_PROGRESS_TABLE % table_sql())
+    query(conn, CREATE_PROGRESS_TABLE % table_sql())
 
 
 def read(conn, db, migration_id, index):
     """The checkpoint row as a dict, or None."""
     if not progress_table_exists(conn, db):
         return None
-    rows = _query(conn, 'SELECT %s FROM %s WHERE migration_id = %%s AND sync_index = %%s' % (', '.join(FIELDS), table_sql()),
-                  (int(migration_id), int(index)))
+    rows = query(conn, 'SELECT %s FROM %s WHERE migration_id = %%s AND sync_index = %%s' % (', '.join(FIELDS), table_sql()),
+                 (int(migration_id), int(index)))
     if not rows:
         return None
     row = dict(zip(FIELDS, rows[0]))
@@ -94,20 +88,20 @@ def read_any(conn, db, migration_id):
     """True when any checkpoint of the migration exists."""
     if not progress_table_exists(conn, db):
         return False
-    return bool(_query(conn, 'SELECT 1 FROM %s WHERE migration_id = %%s LIMIT 1' % table_sql(), (int(migration_id),)))
+    return bool(query(conn, 'SELECT 1 FROM %s WHERE migration_id = %%s LIMIT 1' % table_sql(), (int(migration_id),)))
 
 
 def start(conn, migration_id, index, strategy, max_key, rows_total, cleanup):
     """Write a fresh checkpoint (replacing any older one)."""
-    _query(conn, 'REPLACE INTO %s (migration_id, sync_index, state, strategy, last_key, max_key, cleanup, rows_total, rows_done, '
-                 'rows_copied, chunks, run_rows, run_started_at, started_at, updated_at, finished_at) '
-                 "VALUES (%%s, %%s, 'running', %%s, NULL, %%s, %%s, %%s, 0, 0, 0, 0, NOW(6), NOW(6), NOW(6), NULL)" % table_sql(),
-           (int(migration_id), int(index), strategy, encode_key(max_key), 1 if cleanup else 0, int(rows_total)))
+    query(conn, 'REPLACE INTO %s (migration_id, sync_index, state, strategy, last_key, max_key, cleanup, rows_total, rows_done, '
+                'rows_copied, chunks, run_rows, run_started_at, started_at, updated_at, finished_at) '
+                "VALUES (%%s, %%s, 'running', %%s, NULL, %%s, %%s, %%s, 0, 0, 0, 0, NOW(6), NOW(6), NOW(6), NULL)" % table_sql(),
+          (int(migration_id), int(index), strategy, encode_key(max_key), 1 if cleanup else 0, int(rows_total)))
 
 
 def resume(conn, migration_id, index):
-    _query(conn, "UPDATE %s SET state = 'running', run_rows = 0, run_started_at = NOW(6), updated_at = NOW(6) "
-                 'WHERE migration_id = %%s AND sync_index = %%s' % table_sql(), (int(migration_id), int(index)))
+    query(conn, "UPDATE %s SET state = 'running', run_rows = 0, run_started_at = NOW(6), updated_at = NOW(6) "
+                'WHERE migration_id = %%s AND sync_index = %%s' % table_sql(), (int(migration_id), int(index)))
 
 
 def advance_sql():
@@ -125,8 +119,8 @@ def advance_vars_sql():
 
 
 def finish(conn, migration_id, index):
-    _query(conn, "UPDATE %s SET state = 'done', finished_at = NOW(6), updated_at = NOW(6) "
-                 'WHERE migration_id = %%s AND sync_index = %%s' % table_sql(), (int(migration_id), int(index)))
+    query(conn, "UPDATE %s SET state = 'done', finished_at = NOW(6), updated_at = NOW(6) "
+                'WHERE migration_id = %%s AND sync_index = %%s' % table_sql(), (int(migration_id), int(index)))
 
 
 def delete(conn, db, migration_id):
@@ -173,23 +167,23 @@ def lock_name(db, migration_id):
 
 
 def holder_description(conn, name):
-    rows = _query(conn, 'SELECT IS_USED_LOCK(%s)', (name,))
+    rows = query(conn, 'SELECT IS_USED_LOCK(%s)', (name,))
     holder = rows[0][0] if rows else None
     if holder is None:
         return 'no session (it was released meanwhile)'
-    info = _query(conn, 'SELECT USER, HOST, COMMAND, TIME, STATE, LEFT(COALESCE(INFO, \'\'), 120) FROM information_schema.PROCESSLIST '
-                        'WHERE ID = %s', (holder,))
+    info = query(conn, 'SELECT USER, HOST, COMMAND, TIME, STATE, LEFT(COALESCE(INFO, \'\'), 120) FROM information_schema.PROCESSLIST '
+                       'WHERE ID = %s', (holder,))
     if not info:
         return 'connection id %s (not visible to this user; needs the PROCESS privilege to show more)' % holder
-    user, host, command, secs, state, query = info[0]
+    user, host, command, secs, state, running = info[0]
     return 'connection id %s (user %s from %s, %s for %ss%s%s)' % (
-        holder, user, host, command, secs, ', state %s' % state if state else '', ', running: %s' % query if query else '')
+        holder, user, host, command, secs, ', state %s' % state if state else '', ', running: %s' % running if running else '')
 
 
 def acquire_lock(conn, db, migration_id, timeout):
     """Take the per-migration backfill lock or fail after ``timeout`` seconds naming the holder."""
     name = lock_name(db, migration_id)
-    got = _query(conn, 'SELECT GET_LOCK(%s, %s)', (name, max(0, int(timeout))))[0][0]
+    got = query(conn, 'SELECT GET_LOCK(%s, %s)', (name, max(0, int(timeout))))[0][0]
     if got != 1:
         raise DatabaseError('another run of migration %d holds lock %s (waited %ss): held by %s'
                             % (int(migration_id), name, int(timeout), holder_description(conn, name)))
@@ -197,11 +191,11 @@ def acquire_lock(conn, db, migration_id, timeout):
 
 
 def lock_in_use(conn, db, migration_id):
-    return _query(conn, 'SELECT IS_USED_LOCK(%s)', (lock_name(db, migration_id),))[0][0] is not None
+    return query(conn, 'SELECT IS_USED_LOCK(%s)', (lock_name(db, migration_id),))[0][0] is not None
 
 
 def release_lock(conn, name):
     try:
-        _query(conn, 'SELECT RELEASE_LOCK(%s)', (name,))
+        query(conn, 'SELECT RELEASE_LOCK(%s)', (name,))
     except Exception:  # pylint: disable=broad-except  # the connection may be gone; the server releases it then
         pass

@@ -409,11 +409,6 @@ def _indexes(conn, db, table):
                 for name, idx in mysql_connection.indexes(conn, db, table).items())
 
 
-def _table_exists(conn, db, table):
-    return bool(query(conn, "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
-                            "AND TABLE_TYPE = 'BASE TABLE'", (db, table)))
-
-
 def inspect_sync(conn, db, migration_id, spec):
     """Validate one SyncSpec against the live schema and return its :class:`SyncPlan`.
 
@@ -422,7 +417,7 @@ def inspect_sync(conn, db, migration_id, spec):
     """
     field = 'sync[%d]' % spec.index
     for side, table in (('from', spec.from_table), ('to', spec.to_table)):
-        if not _table_exists(conn, db, table):
+        if not mysql_connection.table_exists(conn, db, table, base_only=True):
             raise SpecError('%s.%s.table' % (field, side), 'table %s does not exist in database %s' % (table, db))
     fcols = _columns(conn, db, spec.from_table)
     tcols = fcols if spec.kind == 'same' else _columns(conn, db, spec.to_table)
@@ -488,14 +483,11 @@ def inspect_sync(conn, db, migration_id, spec):
 
 def _has_cascade_fk(conn, db, spec):
     """True when a foreign key to.table(to.key) -> from.table(from.key) deletes the new row ON DELETE CASCADE."""
-    rows = query(conn, 'SELECT k.CONSTRAINT_NAME, COUNT(*), MAX(k.COLUMN_NAME), MAX(k.REFERENCED_COLUMN_NAME), MAX(r.DELETE_RULE) '
-                       'FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r '
-                       'ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME '
-                       'WHERE k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s AND k.REFERENCED_TABLE_NAME = %s '
-                       'GROUP BY k.CONSTRAINT_NAME', (db, spec.to_table, spec.from_table))
-    for _name, count, column, ref_column, rule in rows:
-        if (int(count) == 1 and column.lower() == spec.to_key.lower() and ref_column.lower() == spec.from_key.lower()
-                and rule == 'CASCADE'):
+    for fk in mysql_connection.foreign_keys(conn, db, spec.to_table).values():
+        # the referenced table must be this schema's from.table: a same-named table elsewhere cascades nothing here
+        if (fk['ref_schema'] == db and fk['ref_table'] == spec.from_table and fk['on_delete'] == 'CASCADE'
+                and [c.lower() for c in fk['columns']] == [spec.to_key.lower()]
+                and [c.lower() for c in fk['ref_columns']] == [spec.from_key.lower()]):
             return True
     return False
 

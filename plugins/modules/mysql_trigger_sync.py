@@ -45,7 +45,7 @@ description:
     re-raises any error, so a failing statement never leaves the sync disabled for its (pooled) connection."
   - Trigger names start with C(zdt_m<id>_s<index>_); the module never drops or replaces a trigger it did not create, and
     user triggers on the same tables and events keep working. With a foreign key C(to.key -> from.key ON DELETE CASCADE)
-    the forward delete trigger is not needed and not created.
+    to C(from.table) of the same database the forward delete trigger is not needed and not created.
   - Triggers are created with the login user as definer (C(CURRENT_USER)); they keep working as long as that account
     exists, independent of the session. With binary logging on, the login user needs C(SUPER) unless the server sets
     C(log_bin_trust_function_creators=1); the module checks this before changing anything.

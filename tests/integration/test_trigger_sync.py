@@ -461,6 +461,31 @@ def test_both_directions_and_null_semantics(db, run_module):
     assert not again.get('failed') and again['changed'] is False and again['verify']['mismatches'] == 0
 
 
+def test_a_cascade_to_a_same_named_table_of_another_schema_does_not_replace_the_delete_trigger(db, run_module, mariadb):
+    # addresses cascades from <other>.users, not from this database's users: deleting one of our users
+    # must still delete its address through our forward delete trigger
+    other = db.name + '_other'
+    mariadb.create_database(other)
+    conn = db.connect()
+    try:
+        create_users(conn, 5, autoinc=False)
+        execute(conn, 'CREATE TABLE `%s`.users (id INT PRIMARY KEY) ENGINE=InnoDB' % other)
+        execute(conn, 'INSERT INTO `%s`.users (id) SELECT seq FROM seq_1_to_5' % other)
+        execute(conn, 'ALTER TABLE addresses DROP FOREIGN KEY addresses_fk')
+        execute(conn, 'ALTER TABLE addresses ADD CONSTRAINT addresses_other_fk FOREIGN KEY (user_id) REFERENCES `%s`.users (id) '
+                      'ON DELETE CASCADE' % other)
+        res = run_module('mysql_trigger_sync', dict(db.params, migration=dict(SEED, sync=[dict(SEED['sync'][0], direction='forward')])))
+        assert not res.get('failed'), res
+        assert 'zdt_m2_s0_fwd_del' in res['triggers']
+        execute(conn, 'DELETE FROM users WHERE id = 1')
+        assert execute(conn, 'SELECT COUNT(*) FROM addresses WHERE user_id = 1') == ((0,),)
+        users, addrs = snapshot_cross(conn)
+        assert addrs == expected_addresses(users)
+    finally:
+        execute(conn, 'DROP TABLE IF EXISTS addresses')
+        execute(conn, 'DROP DATABASE `%s`' % other)
+
+
 @pytest.mark.parametrize('autoinc', [True, False])
 def test_trigger_writes_of_missing_new_rows_neither_wait_for_nor_deadlock_each_other(db, autoinc):
     """Users not copied yet share one gap of the new table's key index. Two REPEATABLE READ application
