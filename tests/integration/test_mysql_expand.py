@@ -259,6 +259,30 @@ def test_killed_run_resumes_without_repeating_finished_steps(users_db, run_modul
     assert rollback['statements'] == ['ALTER TABLE `users` DROP COLUMN `phone`, ALGORITHM=INSTANT', 'DROP TABLE `addresses`']
 
 
+@pytest.mark.parametrize('ddl,message', [
+    ('CREATE TABLE changelog (change_number INT PRIMARY KEY, description VARCHAR(500))',
+     'changelog table changelog lacks dbdeploy column(s) complete_dt, applied_by'),
+    ('CREATE TABLE changelog (change_number INT PRIMARY KEY, complete_dt DATETIME, applied_by VARCHAR(100), '
+     'description VARCHAR(500), ticket VARCHAR(20) NOT NULL)',
+     'changelog table changelog has NOT NULL column(s) without a default this module cannot fill: ticket'),
+])
+def test_an_existing_changelog_of_the_wrong_shape_is_refused_before_any_change(db, run_module, ddl, message):
+    db.query(ddl)
+    before = snapshot(db)
+    result = expand(run_module, db, load(USERS))
+    assert result['failed'] and message in result['msg']
+    assert snapshot(db) == before and db.query('SELECT COUNT(*) FROM changelog') == ((0,),)
+
+
+def test_an_existing_dbdeploy_changelog_gets_its_optional_columns_filled(db, run_module):
+    db.query('CREATE TABLE changelog (change_number INT PRIMARY KEY, delta_set VARCHAR(10) NOT NULL, start_dt TIMESTAMP NULL, '
+             'complete_dt TIMESTAMP NULL, applied_by VARCHAR(100) NOT NULL, description VARCHAR(500) NOT NULL, '
+             'seq INT NOT NULL AUTO_INCREMENT UNIQUE, note VARCHAR(20) NOT NULL DEFAULT \'\')')
+    ok(expand(run_module, db, load(USERS)))
+    row = db.query('SELECT change_number, delta_set, start_dt IS NOT NULL, complete_dt IS NOT NULL, description FROM changelog')
+    assert row == ((1, 'Main', 1, 1, load(USERS)['description']),)
+
+
 def test_pre_existing_table_is_never_dropped_by_rollback(users_db, run_module):
     db = users_db
     with db.root_connect() as conn, conn.cursor() as cur:
