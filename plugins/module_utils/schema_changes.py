@@ -578,9 +578,8 @@ def check_drift(migration, phases):
 
 
 def changelog_columns(conn, database, table):
-    rows = query(conn, 'SELECT COLUMN_NAME, IS_NULLABLE, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS '
-                       'WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s', (database, table))
-    return dict((r[0].lower(), r) for r in rows)
+    """Lower-case column name -> mysql_connection.columns entry of the changelog table ({} when it does not exist)."""
+    return dict((name.lower(), col) for name, col in mysql_connection.columns(conn, database, table).items())
 
 
 def changelog_has(conn, table, migration_id):
@@ -603,9 +602,9 @@ def check_changelog_shape(conn, database, table):
     missing = [c for c in ('change_number', 'complete_dt', 'applied_by', 'description') if c not in cols]
     if missing:
         raise DatabaseError('changelog table %s lacks dbdeploy column(s) %s' % (table, ', '.join(missing)))
-    extra = [name for name, (_n, nullable, default, extra) in cols.items()
+    extra = [name for name, col in cols.items()
              if name not in ('change_number', 'complete_dt', 'applied_by', 'description', 'delta_set', 'start_dt')
-             and nullable == 'NO' and default is None and 'auto_increment' not in (extra or '')]
+             and not col['nullable'] and col['default'] is None and 'auto_increment' not in (col['extra'] or '')]
     if extra:
         raise DatabaseError('changelog table %s has NOT NULL column(s) without a default this module cannot fill: %s'
                             % (table, ', '.join(extra)))
