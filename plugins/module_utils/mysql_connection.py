@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """MySQL/MariaDB connection and schema introspection helpers (no Ansible import).
 
-``CONNECTION_ARGUMENT_SPEC`` uses the option names of community.mysql.  :func:`connect` turns
+The options are module_args.MYSQL_CONNECTION_SPEC (community.mysql's names).  :func:`connect` turns
 login failures into :class:`ConnectionFailed` with a clear message that never contains the password.
 """
 
@@ -26,21 +26,6 @@ except ImportError:
     HAS_PYMYSQL = False
     PYMYSQL_IMPORT_ERROR = traceback.format_exc()
 
-
-CONNECTION_ARGUMENT_SPEC = dict(
-    login_host=dict(type='str', default='localhost'),
-    login_port=dict(type='int', default=3306),
-    login_user=dict(type='str'),
-    login_password=dict(type='str', no_log=True),
-    login_unix_socket=dict(type='str'),
-    config_file=dict(type='path', default='~/.my.cnf'),
-    connect_timeout=dict(type='int', default=30),
-    ca_cert=dict(type='path', aliases=['ssl_ca']),
-    client_cert=dict(type='path', aliases=['ssl_cert']),
-    client_key=dict(type='path', aliases=['ssl_key']),
-    check_hostname=dict(type='bool'),
-    database=dict(type='str', required=True),
-)
 
 # Server error codes used across the collection.
 ER_DBACCESS_DENIED = 1044

@@ -115,6 +115,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import HAPROXY_SOCKET_SPEC, argument_spec, bounds_problem
 from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import RuntimeClient
 from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_switch import (
     ChangedError, DrainTimeout, execute_drain, resolve_drain_servers,
@@ -125,8 +126,9 @@ SOCKET_TIMEOUT = 10.0
 
 def run(module):
     p = module.params
-    if p['timeout'] < 0 or p['interval'] <= 0:
-        module.fail_json(msg='timeout must be >= 0 and interval > 0')
+    problem = bounds_problem(p)
+    if problem:
+        module.fail_json(msg=problem)
     names = resolve_drain_servers(p['servers'], p['colors'], p['color'])
     with RuntimeClient(p['socket'], timeout=SOCKET_TIMEOUT) as client:
         try:
@@ -145,9 +147,8 @@ def run(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            socket=dict(type='str', required=True),
-            backend=dict(type='str', required=True),
+        argument_spec=argument_spec(
+            HAPROXY_SOCKET_SPEC,
             servers=dict(type='list', elements='str'),
             colors=dict(type='dict'),
             color=dict(type='str'),

@@ -156,12 +156,16 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import HAPROXY_SOCKET_SPEC, argument_spec, bounds_problem
 from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import MasterClient, RuntimeClient, write_state_file
 from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_switch import ChangedError, swap_and_persist
 
 
 def run(module):
     p = module.params
+    problem = bounds_problem(p)
+    if problem:
+        module.fail_json(msg=problem)
     colors = p['colors']
     for color, names in colors.items():
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -186,9 +190,8 @@ def run(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            socket=dict(type='str', required=True),
-            backend=dict(type='str', required=True),
+        argument_spec=argument_spec(
+            HAPROXY_SOCKET_SPEC,
             colors=dict(type='dict', required=True),
             active=dict(type='str', required=True),
             weight=dict(type='int', default=100),

@@ -34,13 +34,9 @@ description:
     a rollback removes it.
 extends_documentation_fragment:
   - zdt.bluegreen.mysql
+  - zdt.bluegreen.migration
+  - zdt.bluegreen.ddl
 options:
-  migration:
-    description:
-      - The migration, either the path of its YAML file on the managed host or the migration as a mapping.
-      - See the collection's design document for the format (C(id), C(description), C(expand), C(sync), C(contract)).
-    type: raw
-    required: true
   phase:
     description:
       - C(expand) adds what the new version needs, C(contract) removes what only the old version used,
@@ -54,17 +50,6 @@ options:
       - Created when missing.
     type: str
     default: changelog
-  lock_wait_timeout:
-    description:
-      - Session C(lock_wait_timeout) in seconds for every DDL statement; how long the site's queries can queue
-        behind one attempt to take a metadata lock.
-    type: int
-    default: 1
-  ddl_retries:
-    description:
-      - How many times a DDL statement that timed out waiting for a metadata lock is retried, with exponential backoff.
-    type: int
-    default: 10
 attributes:
   check_mode:
     support: full
@@ -138,28 +123,27 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import (
-    CONNECTION_ARGUMENT_SPEC, HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import (
+    DDL_SPEC, MIGRATION_SPEC, MYSQL_CONNECTION_SPEC, argument_spec, bounds_problem)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect
 from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_changes import apply_phase
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import validate_identifier
 
 
 def main():
-    argument_spec = dict(CONNECTION_ARGUMENT_SPEC)
-    argument_spec.update(
-        migration=dict(type='raw', required=True),
+    spec = argument_spec(
+        MYSQL_CONNECTION_SPEC, MIGRATION_SPEC, DDL_SPEC,
         phase=dict(type='str', default='expand', choices=['expand', 'contract', 'rollback']),
         changelog_table=dict(type='str', default='changelog'),
-        lock_wait_timeout=dict(type='int', default=1),
-        ddl_retries=dict(type='int', default=10),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     result = dict(changed=False, statements=[], skipped_ops=[], tables=[], phase=p['phase'], migration_id=None)
 
     try:
-        if p['lock_wait_timeout'] < 1 or p['ddl_retries'] < 0:
-            module.fail_json(msg='lock_wait_timeout must be at least 1 and ddl_retries at least 0', **result)
+        problem = bounds_problem(p)
+        if problem:
+            module.fail_json(msg=problem, **result)
         validate_identifier(p['database'], 'database')
         validate_identifier(p['changelog_table'], 'changelog_table')
         if not isinstance(p['migration'], (dict, str)):

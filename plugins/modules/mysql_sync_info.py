@@ -18,12 +18,7 @@ description:
   - Poll it while the backfill runs under C(async).
 extends_documentation_fragment:
   - zdt.bluegreen.mysql
-options:
-  migration:
-    description:
-      - The migration, as a path to its YAML file or as a mapping with the same content.
-    type: raw
-    required: true
+  - zdt.bluegreen.migration
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -84,15 +79,17 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import (
-    CONNECTION_ARGUMENT_SPEC, HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import (
+    MIGRATION_SPEC, MYSQL_CONNECTION_SPEC, argument_spec, bounds_problem)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect
 from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_info
 
 
 def main():
-    argument_spec = dict(CONNECTION_ARGUMENT_SPEC)
-    argument_spec.update(migration=dict(type='raw', required=True))
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(MYSQL_CONNECTION_SPEC, MIGRATION_SPEC), supports_check_mode=True)
+    problem = bounds_problem(module.params)
+    if problem:
+        module.fail_json(msg=problem)
     if not HAS_PYMYSQL:
         module.fail_json(msg=missing_required_lib('PyMySQL'), exception=PYMYSQL_IMPORT_ERROR)
     try:

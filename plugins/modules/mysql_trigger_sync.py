@@ -51,12 +51,9 @@ description:
     C(log_bin_trust_function_creators=1); the module checks this before changing anything.
 extends_documentation_fragment:
   - zdt.bluegreen.mysql
+  - zdt.bluegreen.migration
+  - zdt.bluegreen.ddl
 options:
-  migration:
-    description:
-      - The migration, as a path to its YAML file or as a mapping with the same content.
-    type: raw
-    required: true
   state:
     description:
       - V(present) creates the triggers, then backfills and verifies. V(absent) drops exactly the triggers and the
@@ -89,18 +86,6 @@ options:
       - Pause the backfill while the server's C(Threads_running) is above this value. V(0) disables throttling.
     type: int
     default: 25
-  lock_wait_timeout:
-    description:
-      - Session C(lock_wait_timeout) in seconds for creating and dropping triggers.
-      - A second run of the same migration waits O(lock_wait_timeout) times O(ddl_retries) seconds for the running one,
-        then fails naming the session that holds the lock.
-    type: int
-    default: 1
-  ddl_retries:
-    description:
-      - How often a trigger DDL that timed out waiting for a metadata lock is retried (with backoff).
-    type: int
-    default: 10
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -111,6 +96,9 @@ attributes:
     support: partial
     details: The diff lists the sync triggers before and after; rows copied by the backfill are not part of the diff.
 notes:
+  - O(lock_wait_timeout) and O(ddl_retries) apply to creating and dropping the triggers. A second run of the same
+    migration waits O(lock_wait_timeout) times O(ddl_retries) seconds for the running one, then fails naming the session
+    that holds the lock.
   - "Before anything changes, every synced column pair is checked: the target column must hold every value of the source
     column (integer range, decimal digits, string length and character set, enum values, fractional seconds), in both
     directions when C(direction=both); a column that the sync may set to NULL must be nullable. A pair that fails this
@@ -211,35 +199,30 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import (
-    CONNECTION_ARGUMENT_SPEC, HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import (
+    DDL_SPEC, MIGRATION_SPEC, MYSQL_CONNECTION_SPEC, argument_spec, bounds_problem)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect
 from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_absent, sync_present
 from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import SyncMismatch
 
 
 def main():
-    argument_spec = dict(CONNECTION_ARGUMENT_SPEC)
-    argument_spec.update(
-        migration=dict(type='raw', required=True),
+    spec = argument_spec(
+        MYSQL_CONNECTION_SPEC, MIGRATION_SPEC, DDL_SPEC,
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         backfill=dict(type='bool', default=True),
         verify=dict(type='bool', default=True),
         chunk_time=dict(type='float', default=0.5),
         chunk_size=dict(type='int', default=1000),
         max_threads_running=dict(type='int', default=25),
-        lock_wait_timeout=dict(type='int', default=1),
-        ddl_retries=dict(type='int', default=10),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not HAS_PYMYSQL:
         module.fail_json(msg=missing_required_lib('PyMySQL'), exception=PYMYSQL_IMPORT_ERROR)
     p = module.params
-    for name in ('chunk_time', 'chunk_size'):
-        if p[name] <= 0:
-            module.fail_json(msg='%s must be greater than 0, got %s' % (name, p[name]))
-    for name in ('lock_wait_timeout', 'ddl_retries', 'max_threads_running'):
-        if p[name] < 0:
-            module.fail_json(msg='%s must not be negative, got %s' % (name, p[name]))
+    problem = bounds_problem(p)
+    if problem:
+        module.fail_json(msg=problem)
     try:
         migration = parse_migration(p['migration'])
         conn = connect(p)

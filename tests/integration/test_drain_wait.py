@@ -159,7 +159,7 @@ def test_check_mode_reports_without_waiting(lb, run_module):
     ({'servers': ['blue9']}, 'No such server in backend app: blue9'),
     ({'colors': COLORS, 'color': 'red'}, "color 'red' is not one of the colors"),
     ({'colors': COLORS}, 'color'),
-    ({'servers': ['blue1'], 'interval': 0}, 'interval > 0'),
+    ({'servers': ['blue1'], 'interval': 0}, 'interval must be greater than 0, got 0'),
 ])
 def test_clear_errors(lb, run_module, override, needle):
     lb.reset()
