@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: zdt.bluegreen developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Parse and validate a zdt.bluegreen migration file (see DESIGN.md "The migration file").
+"""Parse and validate a zdt.bluegreen migration file (the README's "Writing a migration file" shows the format).
 
 Everything is validated before anything runs: unknown keys, missing fields, wrong types, bad
 identifiers and bad column types raise :class:`SpecError` whose ``field`` names the path of the
 offending value, e.g. ``expand[0].create_table.columns[2].type``.
 
-Column types are parsed against a grammar into a :class:`ColumnType`; SQL is rendered from the
+Column types are parsed against the grammar of :mod:`mysql_types`; SQL is rendered from the
 validated parts, never from the user's text.
 """
 
@@ -23,7 +23,9 @@ import re
 from collections import namedtuple
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import SpecError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier, validate_identifier
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import (
+    literal_text_problem, quote_identifier, sql_literal, validate_identifier)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import BLOB_TYPES, NO_DEFAULT_TYPES, TEXT_TYPES, parse_type
 
 try:
     import yaml
@@ -47,199 +49,6 @@ class _NoDefault(object):
 
 NO_DEFAULT = _NoDefault()
 CURRENT_TIMESTAMP = 'CURRENT_TIMESTAMP'
-
-# --------------------------------------------------------------------------------------------
-# Column types
-# --------------------------------------------------------------------------------------------
-
-INTEGER_TYPES = ('TINYINT', 'SMALLINT', 'MEDIUMINT', 'INT', 'INTEGER', 'BIGINT')
-TEXT_TYPES = ('TINYTEXT', 'TEXT', 'MEDIUMTEXT', 'LONGTEXT')
-BLOB_TYPES = ('TINYBLOB', 'BLOB', 'MEDIUMBLOB', 'LONGBLOB')
-TEMPORAL_FSP_TYPES = ('DATETIME', 'TIMESTAMP', 'TIME')
-SIMPLE_TYPES = ('FLOAT', 'DOUBLE', 'DATE', 'BOOLEAN', 'JSON') + TEXT_TYPES + BLOB_TYPES
-STRING_TYPES = ('CHAR', 'VARCHAR', 'ENUM') + TEXT_TYPES   # accept CHARACTER SET / COLLATE
-NO_DEFAULT_TYPES = TEXT_TYPES + BLOB_TYPES + ('JSON',)     # MySQL 8.0 accepts no literal default here
-
-_TYPE_HEAD_RE = re.compile(r'^\s*([A-Za-z]+)\s*(.*?)\s*\Z', re.S)
-_ARGS_RE = re.compile(r'^\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*(.*?)\Z', re.S)
-_ENUM_VALUE_RE = re.compile(r"\s*'((?:[^']|'')*)'\s*(,|\))", re.S)
-
-
-class ColumnType(namedtuple('ColumnType', 'name length scale unsigned values')):
-    """A validated column type.
-
-    ``name`` is the canonical upper-case type name; ``length`` is the length / precision /
-    fractional-seconds precision or None; ``scale`` the DECIMAL scale or None; ``unsigned`` a bool;
-    ``values`` the ENUM values (tuple) or None.
-    """
-
-    __slots__ = ()
-
-    @property
-    def is_integer(self):
-        return self.name in INTEGER_TYPES
-
-    @property
-    def is_string(self):
-        return self.name in STRING_TYPES
-
-    @property
-    def is_temporal(self):
-        return self.name in ('DATE',) + TEMPORAL_FSP_TYPES
-
-    def sql(self):
-        """Render the type from its validated parts."""
-        if self.name == 'ENUM':
-            return 'ENUM(%s)' % ', '.join(sql_string_literal(v) for v in self.values)
-        text = self.name
-        if self.name == 'DECIMAL':
-            if self.length is not None:
-                text += '(%d,%d)' % (self.length, self.scale or 0)
-        elif self.length is not None:
-            text += '(%d)' % self.length
-        if self.unsigned:
-            text += ' UNSIGNED'
-        return text
-
-    def __str__(self):
-        return self.sql()
-
-
-def parse_type(text, field='type'):
-    """Parse a type string such as ``VARCHAR(100)`` or ``INT UNSIGNED`` into a :class:`ColumnType`."""
-    if not isinstance(text, str):
-        raise SpecError(field, 'must be a string such as INT or VARCHAR(100), got %s' % type(text).__name__)
-    m = _TYPE_HEAD_RE.match(text)
-    if not m:
-        raise SpecError(field, 'invalid column type %r' % (text,))
-    name, rest = m.group(1).upper(), m.group(2)
-    if name == 'INTEGER':
-        name = 'INT'
-    elif name == 'BOOL':
-        name = 'BOOLEAN'
-    elif name == 'NUMERIC':
-        name = 'DECIMAL'
-
-    def bad(why):
-        return SpecError(field, 'invalid column type %r: %s' % (text, why))
-
-    if name == 'ENUM':
-        return _parse_enum(rest, bad)
-
-    length = scale = None
-    unsigned = False
-    if rest.startswith('('):
-        am = _ARGS_RE.match(rest)
-        if not am:
-            raise bad('malformed parameters')
-        length = int(am.group(1))
-        scale = int(am.group(2)) if am.group(2) is not None else None
-        rest = am.group(3)
-    words = rest.upper().split()
-    if words == ['UNSIGNED']:
-        unsigned = True
-    elif words:
-        raise bad('unexpected %r' % (rest,))
-
-    if name in INTEGER_TYPES:
-        if scale is not None:
-            raise bad('integer types take at most a display width')
-        if length is not None and not 1 <= length <= 255:
-            raise bad('display width must be 1..255')
-    elif name == 'DECIMAL':
-        if unsigned:
-            raise bad('UNSIGNED is not supported for DECIMAL')
-        if length is None:
-            length, scale = 10, 0
-        if scale is None:
-            scale = 0
-        if not 1 <= length <= 65:
-            raise bad('precision must be 1..65')
-        if not 0 <= scale <= 30 or scale > length:
-            raise bad('scale must be 0..30 and not above the precision')
-    elif name in ('CHAR', 'VARCHAR'):
-        if unsigned or scale is not None:
-            raise bad('%s takes one length' % name)
-        if length is None:
-            if name == 'VARCHAR':
-                raise bad('VARCHAR needs a length, e.g. VARCHAR(255)')
-            length = 1
-        limit = 255 if name == 'CHAR' else 65535
-        if not (0 if name == 'CHAR' else 1) <= length <= limit:
-            raise bad('length must be at most %d' % limit)
-    elif name in TEMPORAL_FSP_TYPES:
-        if unsigned or scale is not None:
-            raise bad('%s takes only a fractional-seconds precision' % name)
-        if length is not None and not 0 <= length <= 6:
-            raise bad('fractional-seconds precision must be 0..6')
-    elif name in SIMPLE_TYPES:
-        if length is not None or scale is not None or unsigned:
-            raise bad('%s takes no parameters' % name)
-    else:
-        raise bad('unknown type %s (allowed: integer types, DECIMAL, FLOAT, DOUBLE, CHAR, VARCHAR, TEXT/BLOB families, '
-                  'DATE, TIME, DATETIME, TIMESTAMP, BOOLEAN, JSON, ENUM)' % name)
-    if unsigned and name not in INTEGER_TYPES:
-        raise bad('UNSIGNED only applies to integer types')
-    return ColumnType(name, length, scale, unsigned, None)
-
-
-def _parse_enum(rest, bad):
-    if not rest.startswith('('):
-        raise bad("ENUM needs a value list, e.g. ENUM('a', 'b')")
-    pos = 1
-    values = []
-    while True:
-        m = _ENUM_VALUE_RE.match(rest, pos)
-        if not m:
-            raise bad("ENUM values must be single-quoted strings separated by commas")
-        value = m.group(1).replace("''", "'")
-        _check_string_value(value, bad)
-        if len(value) > 255:
-            raise bad('ENUM value longer than 255 characters')
-        values.append(value)
-        pos = m.end()
-        if m.group(2) == ')':
-            break
-    if rest[pos:].strip():
-        raise bad('unexpected %r after the value list' % rest[pos:].strip())
-    if len(set(v.lower() for v in values)) != len(values):
-        raise bad('duplicate ENUM value')
-    return ColumnType('ENUM', None, None, False, tuple(values))
-
-
-def _check_string_value(value, bad):
-    if '\\' in value:
-        raise bad('backslashes are not supported in literal values')
-    if any(ord(c) < 32 and c not in '\t\n' for c in value):
-        raise bad('control characters are not supported in literal values')
-
-
-def sql_string_literal(value):
-    """Quote a validated string (no backslash, no control characters) as a SQL literal.
-
-    With backslashes excluded, doubling the single quote is correct whatever the sql_mode
-    (NO_BACKSLASH_ESCAPES or not).
-    """
-    if '\\' in value or '\x00' in value:
-        raise ValueError('refusing to render a literal with a backslash or NUL')
-    return "'%s'" % value.replace("'", "''")
-
-
-def sql_literal(value):
-    """Render a validated default value: None, bool, int, finite float or str."""
-    if value is None:
-        return 'NULL'
-    if isinstance(value, bool):
-        return 'TRUE' if value else 'FALSE'
-    if isinstance(value, int):
-        return '%d' % value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError('non-finite float')
-        return repr(value)
-    if isinstance(value, str):
-        return sql_string_literal(value)
-    raise ValueError('unsupported literal %r' % (value,))
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,7 +254,9 @@ def _default(value, ctype, nullable, field):
             raise bad('default %r is not a valid %s literal' % (value, ctype.name))
         return value
     value = value if isinstance(value, str) else str(value)
-    _check_string_value(value, bad)
+    problem = literal_text_problem(value)
+    if problem:
+        raise bad(problem)
     if ctype.name in ('CHAR', 'VARCHAR') and len(value) > ctype.length:
         raise bad('default is longer than %s(%d)' % (ctype.name, ctype.length))
     if ctype.name == 'ENUM' and value not in ctype.values:
@@ -476,7 +287,7 @@ def parse_column(data, field, allow_auto_increment=True):
     charset = collation = None
     for key in ('charset', 'collation'):
         if data.get(key) is not None:
-            if not ctype.is_string:
+            if not ctype.takes_charset:
                 raise SpecError(_join(field, key), '%s only applies to CHAR, VARCHAR, TEXT and ENUM columns' % key)
             value = _ident(data[key], _join(field, key))
             if key == 'charset':

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: zdt.bluegreen developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Backfill checkpoints and progress (table ``zdt_sync_progress``) and the per-migration lock.
+"""Backfill checkpoints and progress (table ``zdt_sync_progress``), no Ansible import.
 
 The backfill updates its row in the same transaction as each chunk, so the checkpoint is exact
 after a ``kill -9`` and ``mysql_sync_info`` can report progress while the backfill runs.
@@ -10,12 +10,10 @@ after a ``kill -9`` and ``mysql_sync_info`` can report progress while the backfi
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import hashlib
-import json
-
-from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import query, table_exists
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import query
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_inspect import table_exists
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_keys import decode_key, encode_key
 
 PROGRESS_TABLE = 'zdt_sync_progress'
 
@@ -38,28 +36,6 @@ FIELDS = ('migration_id', 'sync_index', 'state', 'strategy', 'last_key', 'max_ke
 
 def table_sql():
     return quote_identifier(PROGRESS_TABLE)
-
-
-def encode_key(value):
-    """Checkpoint keys are stored as JSON so integers keep their exact value (no float round trip)."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return json.dumps({'hex': value.hex()})
-    if isinstance(value, (int, str)):
-        return json.dumps(value)
-    return json.dumps({'str': str(value)})
-
-
-def decode_key(text):
-    if text is None:
-        return None
-    value = json.loads(text)
-    if isinstance(value, dict):
-        if 'hex' in value:
-            return bytes.fromhex(value['hex'])
-        return value['str']
-    return value
 
 
 def progress_table_exists(conn, db):
@@ -154,48 +130,3 @@ def progress(row, now_row=None):
         eta = round(remaining / rate, 1)
     return dict(state=row['state'], rows_done=int(row['rows_done']), rows_total=int(row['rows_total']),
                 rows_per_second=rate, eta_seconds=eta)
-
-
-# -------------------------------------------------------------------- one backfill per migration
-
-def lock_name(db, migration_id):
-    """GET_LOCK name ``zdt_backfill_<db>_<id>`` (hashed when longer than MySQL's 64-character limit)."""
-    name = 'zdt_backfill_%s_%d' % (db, int(migration_id))
-    if len(name) > 64:
-        name = 'zdt_backfill_%s_%d' % (hashlib.sha1(db.encode('utf-8')).hexdigest()[:24], int(migration_id))
-    return name
-
-
-def holder_description(conn, name):
-    rows = query(conn, 'SELECT IS_USED_LOCK(%s)', (name,))
-    holder = rows[0][0] if rows else None
-    if holder is None:
-        return 'no session (it was released meanwhile)'
-    info = query(conn, 'SELECT USER, HOST, COMMAND, TIME, STATE, LEFT(COALESCE(INFO, \'\'), 120) FROM information_schema.PROCESSLIST '
-                       'WHERE ID = %s', (holder,))
-    if not info:
-        return 'connection id %s (not visible to this user; needs the PROCESS privilege to show more)' % holder
-    user, host, command, secs, state, running = info[0]
-    return 'connection id %s (user %s from %s, %s for %ss%s%s)' % (
-        holder, user, host, command, secs, ', state %s' % state if state else '', ', running: %s' % running if running else '')
-
-
-def acquire_lock(conn, db, migration_id, timeout):
-    """Take the per-migration backfill lock or fail after ``timeout`` seconds naming the holder."""
-    name = lock_name(db, migration_id)
-    got = query(conn, 'SELECT GET_LOCK(%s, %s)', (name, max(0, int(timeout))))[0][0]
-    if got != 1:
-        raise DatabaseError('another run of migration %d holds lock %s (waited %ss): held by %s'
-                            % (int(migration_id), name, int(timeout), holder_description(conn, name)))
-    return name
-
-
-def lock_in_use(conn, db, migration_id):
-    return query(conn, 'SELECT IS_USED_LOCK(%s)', (lock_name(db, migration_id),))[0][0] is not None
-
-
-def release_lock(conn, name):
-    try:
-        query(conn, 'SELECT RELEASE_LOCK(%s)', (name,))
-    except Exception:  # pylint: disable=broad-except  # the connection may be gone; the server releases it then
-        pass

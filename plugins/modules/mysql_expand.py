@@ -126,8 +126,8 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec impor
 from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import (
     DDL_SPEC, MIGRATION_SPEC, MYSQL_CONNECTION_SPEC, argument_spec, bounds_problem)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect
-from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_changes import apply_phase
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import validate_identifier
+from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_apply import apply_phase
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import validate_identifier
 
 
 def main():

@@ -82,7 +82,7 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec impor
 from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import (
     MIGRATION_SPEC, MYSQL_CONNECTION_SPEC, argument_spec, bounds_problem)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect
-from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_info
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_runner import sync_info
 
 
 def main():

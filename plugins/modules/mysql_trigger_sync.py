@@ -202,8 +202,8 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec impor
 from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import (
     DDL_SPEC, MIGRATION_SPEC, MYSQL_CONNECTION_SPEC, argument_spec, bounds_problem)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import HAS_PYMYSQL, PYMYSQL_IMPORT_ERROR, connect
-from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_absent, sync_present
-from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import SyncMismatch
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_runner import sync_absent, sync_present
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_verify import SyncMismatch
 
 
 def main():

@@ -19,9 +19,9 @@ import pymysql
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
-from ansible_collections.zdt.bluegreen.plugins.module_utils.backfill import foreign_key_checks_redundant
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import inspect_all
-from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_present
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_backfill import foreign_key_checks_redundant
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_inspect import inspect_all
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_runner import sync_present
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RETRY_CODES = (1205, 1213)
@@ -717,6 +717,21 @@ def test_refusals_happen_before_any_change(db, run_module):
     bad_col['sync'][0]['to']['columns'][1] = 'nope'
     res = run_module('mysql_trigger_sync', dict(db.params, migration=bad_col))
     assert res.get('failed') and 'sync[0].to.columns[1]' in res['msg'] and 'addresses.nope' in res['msg']
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((0,),)
+
+
+@pytest.mark.parametrize('option,value,message', [
+    ('lock_wait_timeout', 0, 'lock_wait_timeout must be at least 1, got 0'),   # the same bound as mysql_expand's
+    ('ddl_retries', -1, 'ddl_retries must be at least 0, got -1'),
+    ('chunk_size', 0, 'chunk_size must be at least 1, got 0'),
+    ('chunk_time', 0, 'chunk_time must be greater than 0, got 0.0'),
+    ('max_threads_running', -1, 'max_threads_running must be at least 0, got -1'),
+])
+def test_options_out_of_bounds_fail_before_any_change(db, run_module, option, value, message):
+    conn = db.connect()
+    create_users(conn, 3)
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=SEED, **{option: value}))
+    assert res.get('failed') and res['msg'] == message, res
     assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((0,),)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import IdentifierError, SpecError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import (
-    CURRENT_TIMESTAMP, NO_DEFAULT, Migration, SyncSpec, parse_column, parse_migration, parse_type)
+    CURRENT_TIMESTAMP, NO_DEFAULT, Migration, SyncSpec, parse_column, parse_migration)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'sample', 'migrations')
 ADDRESSES = os.path.join(FIXTURES, '002_addresses.yml')
@@ -198,29 +198,6 @@ def test_reserved_words_and_unicode_are_fine():
     d['expand'].append({'create_table': {'table': 'order', 'columns': [{'name': 'select', 'type': 'INT'}, {'name': 'ключ', 'type': 'TEXT'}]}})
     m = parse_migration(d)
     assert m.expand[1].args['columns'][1].sql() == '`ключ` TEXT NULL'
-
-
-@pytest.mark.parametrize('text, rendered', [
-    ('int', 'INT'), ('INTEGER', 'INT'), ('int unsigned', 'INT UNSIGNED'), ('BIGINT(20) UNSIGNED', 'BIGINT(20) UNSIGNED'),
-    ('tinyint', 'TINYINT'), ('decimal(10,2)', 'DECIMAL(10,2)'), ('DECIMAL', 'DECIMAL(10,0)'), ('decimal(5)', 'DECIMAL(5,0)'),
-    ('float', 'FLOAT'), ('double', 'DOUBLE'), ('char(2)', 'CHAR(2)'), ('char', 'CHAR(1)'), ('varchar(255)', 'VARCHAR(255)'),
-    ('Text', 'TEXT'), ('mediumtext', 'MEDIUMTEXT'), ('longblob', 'LONGBLOB'), ('date', 'DATE'), ('time', 'TIME'),
-    ('datetime', 'DATETIME'), ('datetime(6)', 'DATETIME(6)'), ('timestamp(3)', 'TIMESTAMP(3)'), ('boolean', 'BOOLEAN'),
-    ('bool', 'BOOLEAN'), ('json', 'JSON'), ("enum('a','b')", "ENUM('a', 'b')"), ("ENUM( 'it''s' , 'x y' )", "ENUM('it''s', 'x y')"),
-])
-def test_type_grammar(text, rendered):
-    assert parse_type(text).sql() == rendered
-
-
-@pytest.mark.parametrize('text', [
-    'VARCHAR', 'VARCHAR(0)', 'VARCHAR(70000)', 'CHAR(256)', 'DECIMAL(66,2)', 'DECIMAL(5,6)', 'DECIMAL(10,2) UNSIGNED', 'FLOAT(7)',
-    'DATETIME(7)', 'TEXT(10)', 'INT(10,2)', 'INT ZEROFILL', 'VARCHAR(10) UNSIGNED', 'INT UNSIGNED UNSIGNED', 'GEOMETRY', 'SET(\'a\')',
-    "ENUM()", "ENUM('a'", "ENUM('a') x", "ENUM('a','A')", "ENUM('a\\\\')", "ENUM(a)", 'VARCHAR(10) CHARACTER SET latin1',
-    'INT; DROP TABLE users', 'INT -- x', 'VARCHAR(10)/*x*/', '', '   ', 'INT,', 'JSON()', 'BOOLEAN(1)'])
-def test_type_grammar_rejects(text):
-    with pytest.raises(SpecError) as err:
-        parse_type(text, 'expand[0].create_table.columns[2].type')
-    assert err.value.field == 'expand[0].create_table.columns[2].type'
 
 
 @pytest.mark.parametrize('col, sql', [

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: zdt.bluegreen developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Orchestration behind ``mysql_trigger_sync`` and ``mysql_sync_info`` (no Ansible import).
+"""Runs ``mysql_trigger_sync`` (present, absent) and ``mysql_sync_info`` (no Ansible import).
 
 present: validate every entry against the live schema -> take the per-migration lock ->
 create the missing forward / same-table triggers (short lock_wait_timeout, retries) -> backfill
@@ -13,12 +13,16 @@ triggers -> verify.  absent: drop exactly our triggers
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_lock
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.backfill import Backfill, rows_total_estimate, target_has_rows
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import (
-    SyncPlan, check_trigger_privileges, classify, existing_triggers, inspect_all, inspect_sync, is_ours, owned_live_triggers, run_ddl)
-from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import Verifier
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_ddl import run_all
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_backfill import Backfill, rows_total_estimate, target_has_rows
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_inspect import (
+    classify, existing_triggers, inspect_all, inspect_sync, is_ours, owned_live_triggers)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_plan import SyncPlan
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_preflight import check_trigger_privileges
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_verify import Verifier
 
 
 def _empty_backfill():
@@ -41,6 +45,25 @@ def _sum_backfill(results):
 
 def _is_backward(trigger):
     return '_bwd_' in trigger.name
+
+
+def lock_name(db, migration_id):
+    """One backfill per migration at a time: GET_LOCK name ``zdt_backfill_<db>_<id>``."""
+    return mysql_lock.lock_name('zdt_backfill_', db, '_%d' % int(migration_id))
+
+
+def _acquire(conn, db, migration, lock_wait_timeout, ddl_retries):
+    return mysql_lock.acquire(conn, lock_name(db, migration.id), lock_timeout(lock_wait_timeout, ddl_retries),
+                              'another run of migration %d is in progress' % int(migration.id))
+
+
+def _ddl(conn, db, triggers, sql_of, lock_wait_timeout, ddl_retries):
+    """Create or drop ``triggers`` one by one with the collection's DDL runner."""
+    statements = []
+    for trigger in triggers:
+        sql = sql_of(trigger)
+        statements.append((sql, sql.split(' FOR EACH ROW')[0], (trigger.table,)))
+    run_all(conn, statements, lock_wait_timeout=lock_wait_timeout, retries=ddl_retries, database=db)
 
 
 def lock_timeout(lock_wait_timeout, ddl_retries):
@@ -73,7 +96,7 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
         return result
     if missing:
         check_trigger_privileges(conn)
-    name = sync_state.acquire_lock(conn, db, migration.id, lock_timeout(lock_wait_timeout, ddl_retries))
+    name = _acquire(conn, db, migration, lock_wait_timeout, ddl_retries)
     try:
         # classify again under the lock: another run may have created them meanwhile
         present, missing = classify(conn, db, plans)
@@ -86,8 +109,8 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
         # Forward (and same-table) triggers first: the copy is exact only with them in place.  Backward
         # triggers (new -> old) are created after the backfill: nothing writes the new shape before this
         # module has finished, and a backward trigger on the copy's target would fire for every copied row.
-        run_ddl(conn, [t.create_sql() for p in plans for t in p.triggers() if t.name in missing_names and not _is_backward(t)],
-                lock_wait_timeout=lock_wait_timeout, retries=ddl_retries)
+        _ddl(conn, db, [t for p in plans for t in p.triggers() if t.name in missing_names and not _is_backward(t)],
+             lambda t: t.create_sql(), lock_wait_timeout, ddl_retries)
         changed = bool(missing)
         backfills = []
         for plan in plans:
@@ -103,8 +126,8 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
                 entry['backfill'] = res
                 backfills.append(res)
             result['entries'].append(entry)
-        run_ddl(conn, [t.create_sql() for p in plans for t in p.triggers() if t.name in missing_names and _is_backward(t)],
-                lock_wait_timeout=lock_wait_timeout, retries=ddl_retries)
+        _ddl(conn, db, [t for p in plans for t in p.triggers() if t.name in missing_names and _is_backward(t)],
+             lambda t: t.create_sql(), lock_wait_timeout, ddl_retries)
         if backfills:
             result['backfill'] = _sum_backfill(backfills)
         result['changed'] = changed
@@ -117,7 +140,7 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
                 mism += res['mismatches']
             result['verify'] = dict(rows_checked=checked, mismatches=mism)
     finally:
-        sync_state.release_lock(conn, name)
+        mysql_lock.release(conn, name)
     return result
 
 
@@ -129,20 +152,20 @@ def sync_absent(conn, db, migration, lock_wait_timeout=1, ddl_retries=10, check_
                   diff=dict(before=dict(triggers=sorted(names)), after=dict(triggers=[])))
     if check_mode or not result['changed']:
         return result
-    name = sync_state.acquire_lock(conn, db, migration.id, lock_timeout(lock_wait_timeout, ddl_retries))
+    name = _acquire(conn, db, migration, lock_wait_timeout, ddl_retries)
     try:
         owned = owned_live_triggers(conn, db, migration.id)
-        run_ddl(conn, [t.drop_sql() for t in owned], lock_wait_timeout=lock_wait_timeout, retries=ddl_retries)
+        _ddl(conn, db, owned, lambda t: t.drop_sql(), lock_wait_timeout, ddl_retries)
         sync_state.delete(conn, db, migration.id)
     finally:
-        sync_state.release_lock(conn, name)
+        mysql_lock.release(conn, name)
     return result
 
 
 def sync_info(conn, db, migration):
     """Read-only: per entry whether its triggers exist and the backfill progress."""
     live = existing_triggers(conn, db)
-    running = sync_state.lock_in_use(conn, db, migration.id)
+    running = mysql_lock.in_use(conn, lock_name(db, migration.id))
     entries = []
     for spec in migration.sync:
         try:

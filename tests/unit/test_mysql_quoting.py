@@ -2,7 +2,7 @@
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import IdentifierError, SpecError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import (
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import (
     is_valid_identifier, quote_identifier, quote_qualified, validate_identifier)
 
 

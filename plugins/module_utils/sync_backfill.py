@@ -40,10 +40,11 @@ Strategy, chosen at run time from the live schema (:func:`choose_strategy`):
   with mode 1, an ``INSERT … SELECT`` holds the table AUTO-INC lock for the whole statement even
   when it supplies the AUTO_INCREMENT value itself (a concurrent single-row insert waited 2.9 s
   behind a 2.9 s copy), so "take the target key from the source key" does not avoid it.  Mode 2
-  would, but MEASUREMENTS.md records duplicate-primary-key collisions of generated ids under mode
-  2; with an upsert such a collision would update a *different* row without any warning, so the
-  copy never lets the server generate ids in bulk.  (The cost: the server builds the literal text and
-  parses it again; see benchmarks/bench_backfill.py for what that costs against a bare copy.)
+  would, but a lab design measured before this module (``INSERT IGNORE`` copies under mode 2) lost
+  rows to duplicate-primary-key collisions of generated ids; with an upsert such a collision would
+  update a *different* row without any warning, so the copy never lets the server generate ids in
+  bulk (docs/measurements.md).  (The cost: the server builds the literal text and
+  parses it again; benchmarks/bench_backfill.py prints what that costs against a bare copy.)
   Forcing ``select`` (4 ms slices) onto the seed's AUTO_INCREMENT target copied faster in one A/B pair
   of benchmark runs (95k vs 76k rows/s) but the application's trigger inserts queued on the AUTO-INC
   lock (p50 0.88 vs 0.40 ms, p99 5.13 vs 1.98 ms), and bulk id reservation used 1.42M ids for 967k rows.
@@ -55,17 +56,16 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import foreign_keys, referencing_foreign_keys, triggers
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import (
-    BINARY_TYPES, LITERAL_SAFE_TYPES, NUMERIC_TYPES, STRING_TYPES, same_value, type_kind)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_errors import (
+    WARN_DEPRECATED_SYNTAX, WARN_GROUP_CONCAT_CUT, backoff_delay, is_lock_error)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_inspect import foreign_keys, referencing_foreign_keys, triggers
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier as q
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import (
+    BINARY_DATA_TYPES, LITERAL_SAFE_DATA_TYPES, NUMERIC_DATA_TYPES, STRING_DATA_TYPES, same_value, type_kind)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_keys import encode_key, nth_key_after, range_condition
 
-ER_LOCK_WAIT_TIMEOUT = 1205
-ER_LOCK_DEADLOCK = 1213
-WARN_GROUP_CONCAT_CUT = 1260
-WARN_DEPRECATED_SYNTAX = 1287
 MIN_CHUNK = 10
 MAX_CHUNK = 1000000
 MAX_SLICE = 20000
@@ -77,14 +77,6 @@ SELECT_SLICE_TIME = 0.004
 CHUNK_RETRIES = 10
 
 
-def q(name, field='identifier'):
-    return quote_identifier(name, field)
-
-
-def _code(exc):
-    return exc.args[0] if getattr(exc, 'args', None) and isinstance(exc.args[0], int) else None
-
-
 class ChunkRetry(Exception):
     """Internal: the chunk must be retried (deadlock, lock wait, GROUP_CONCAT too short)."""
 
@@ -92,35 +84,23 @@ class ChunkRetry(Exception):
 def literal_expr(expr, data_type):
     """SQL expression that renders ``expr`` as a SQL literal text ('NULL' for NULL), exact for its type."""
     data_type = data_type.lower()
-    if data_type in STRING_TYPES:
+    if data_type in STRING_DATA_TYPES:
         # a quoted utf8mb4 literal: exact for every character set that converts to utf8mb4 (the sync checks that the
         # target's holds the source's), and parsed about as fast as an INSERT ... SELECT (hex literals: ~30 % slower,
         # measured here); the backfill session has NO_BACKSLASH_ESCAPES off, so QUOTE's escapes mean what they say
         return "IF(%s IS NULL, 'NULL', CONCAT('_utf8mb4', QUOTE(CONVERT(%s USING utf8mb4))))" % (expr, expr)
-    if data_type in BINARY_TYPES:
+    if data_type in BINARY_DATA_TYPES:
         return "IF(%s IS NULL, 'NULL', CONCAT('X''', HEX(%s), ''''))" % (expr, expr)
-    if data_type in NUMERIC_TYPES:
+    if data_type in NUMERIC_DATA_TYPES:
         return "IFNULL(CAST(%s AS CHAR), 'NULL')" % expr
     return "IFNULL(QUOTE(%s), 'NULL')" % expr
-
-
-def range_condition(key_sql, lo, hi):
-    """``key > lo AND key <= hi`` (either side open when None) and its args."""
-    conds, args = [], []
-    if lo is not None:
-        conds.append('%s > %%s' % key_sql)
-        args.append(lo)
-    if hi is not None:
-        conds.append('%s <= %%s' % key_sql)
-        args.append(hi)
-    return (' AND '.join(conds) if conds else '1 = 1'), args
 
 
 def choose_strategy(plan):
     if plan.kind == 'same':
         return 'update'
     types = (plan.key_type,) + plan.from_types
-    if plan.target_autoinc and all(t in LITERAL_SAFE_TYPES for t in types):
+    if plan.target_autoinc and all(t in LITERAL_SAFE_DATA_TYPES for t in types):
         return 'values'
     return 'select'
 
@@ -236,12 +216,8 @@ class Backfill(object):
             return int(cur.fetchone()[0])
 
     def boundary(self, lo, max_key, n):
-        cond, args = range_condition(self.key_sql, lo, max_key)
         with self.conn.cursor() as cur:
-            cur.execute('SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT 1 OFFSET %d'
-                        % (self.key_sql, self.from_sql, cond, self.key_sql, max(0, n - 1)), args)
-            row = cur.fetchone()
-        return row[0] if row else None
+            return nth_key_after(cur, self.from_sql, self.key_sql, lo, max_key, n)
 
     # ---------------------------------------------------------------- chunk bodies (inside a transaction)
 
@@ -341,9 +317,9 @@ class Backfill(object):
                     cur.execute('ROLLBACK')
                 except Exception:  # pylint: disable=broad-except
                     pass
-                if _code(exc) in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT) and attempt < CHUNK_RETRIES:
+                if is_lock_error(exc) and attempt < CHUNK_RETRIES:
+                    self.sleep(backoff_delay(attempt, cap=2.0))
                     attempt += 1
-                    self.sleep(min(0.05 * (2 ** attempt), 2.0))
                     continue
                 raise DatabaseError('%s of %s failed: %s' % (what, self.plan.field, exc.args[-1] if exc.args else exc))
             finally:
@@ -364,9 +340,9 @@ class Backfill(object):
             if cleanup:
                 self._cleanup_chunk(cur, lo, hi)
             if self.strategy == 'values':
-                cur.execute(sync_state.advance_vars_sql(), (sync_state.encode_key(hi), self.plan.migration_id, self.plan.index))
+                cur.execute(sync_state.advance_vars_sql(), (encode_key(hi), self.plan.migration_id, self.plan.index))
             else:
-                cur.execute(sync_state.advance_sql(), (sync_state.encode_key(hi), scanned, scanned, rows,
+                cur.execute(sync_state.advance_sql(), (encode_key(hi), scanned, scanned, rows,
                                                        self.plan.migration_id, self.plan.index))
         self._transaction(body, 'backfill in key range (%r, %r]' % (lo, hi))
 

@@ -18,9 +18,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sql_identifiers import quote_identifier
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import BINARY_TYPES, STRING_TYPES, same_value, type_kind
-from ansible_collections.zdt.bluegreen.plugins.module_utils.backfill import range_condition
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier as q
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import BINARY_DATA_TYPES, STRING_DATA_TYPES, same_value, type_kind
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_keys import range_condition, ranges
 
 MAX_KEYS = 10
 
@@ -33,15 +33,11 @@ class SyncMismatch(ZdtError):
         super(SyncMismatch, self).__init__(message)
 
 
-def q(name, field='identifier'):
-    return quote_identifier(name, field)
-
-
 def norm_expr(expr, data_type):
     data_type = (data_type or '').lower()
-    if data_type in STRING_TYPES:
+    if data_type in STRING_DATA_TYPES:
         inner = 'HEX(CONVERT(%s USING utf8mb4))' % expr
-    elif data_type in BINARY_TYPES:
+    elif data_type in BINARY_DATA_TYPES:
         inner = 'HEX(%s)' % expr
     else:
         inner = 'CAST(%s AS CHAR)' % expr
@@ -51,21 +47,6 @@ def norm_expr(expr, data_type):
 def row_hash(key_expr, key_type, columns, types):
     parts = [norm_expr(key_expr, key_type)] + [norm_expr(c, t) for c, t in zip(columns, types)]
     return "CAST(CONV(LEFT(MD5(CONCAT_WS('|', %s)), 15), 16, 10) AS UNSIGNED)" % ', '.join(parts)
-
-
-def _boundaries(conn, table_sql, key_sql, chunk_rows):
-    """Yield (lo, hi) ranges covering the whole key space (first lo and last hi open)."""
-    lo = None
-    with conn.cursor() as cur:
-        while True:
-            cond, args = range_condition(key_sql, lo, None)
-            cur.execute('SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT 1 OFFSET %d' % (key_sql, table_sql, cond, key_sql, chunk_rows - 1), args)
-            row = cur.fetchone()
-            if row is None:
-                yield lo, None
-                return
-            yield lo, row[0]
-            lo = row[0]
 
 
 class Verifier(object):
@@ -99,7 +80,7 @@ class Verifier(object):
         dst_hash = row_hash(tkey, p.key_type, tcols, p.to_types)
         anynn = p.any_not_null()
         checked, mismatches, keys = 0, 0, []
-        for lo, hi in list(_boundaries(self.conn, fsql, fkey, self.chunk_rows)):
+        for lo, hi in list(ranges(self.conn, fsql, fkey, self.chunk_rows)):
             scond, sargs = range_condition(fkey, lo, hi)
             tcond, targs = range_condition(tkey, lo, hi)
             with self.conn.cursor() as cur:
@@ -130,7 +111,7 @@ class Verifier(object):
         same = ' AND '.join('(%s)' % same_value(q(f, 'from.columns'), q(t, 'to.columns'), type_kind(ft) if type_kind(ft) == type_kind(tt) else 'other')
                             for f, t, ft, tt in p.pairs())
         checked, mismatches, keys = 0, 0, []
-        for lo, hi in list(_boundaries(self.conn, tsql, key, self.chunk_rows)):
+        for lo, hi in list(ranges(self.conn, tsql, key, self.chunk_rows)):
             cond, args = range_condition(key, lo, hi)
             with self.conn.cursor() as cur:
                 cur.execute('SELECT COUNT(*), COALESCE(SUM(NOT (%s)), 0) FROM %s WHERE %s' % (same, tsql, cond), args)

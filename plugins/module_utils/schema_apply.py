@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run one phase of a migration for ``mysql_expand``: lock, check drift and order, plan, run, record (no Ansible import).
+
+:func:`apply_phase` takes the per-database schema lock, reads the state (:mod:`schema_state`), loads the live schema
+(:mod:`schema_model`), plans (:mod:`schema_plan`, which raises before anything runs) and runs the steps one by one
+through :func:`mysql_ddl.run_ddl`, recording each in ``zdt_migration_step`` before and after it runs.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import time
+from collections import namedtuple
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_lock
+from ansible_collections.zdt.bluegreen.plugins.module_utils import schema_state
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError, SpecError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_ddl import run_ddl
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_inspect import current_database, show_create_table
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier
+from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_model import load_model, tables_of
+from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_plan import PHASES, plan_steps
+
+
+def lock_name(database):
+    """One schema change per database at a time."""
+    return mysql_lock.lock_name('zdt_schema.', database)
+
+
+def show_create_tables(conn, tables):
+    out = []
+    for t in sorted(set(tables)):
+        text = show_create_table(conn, t)
+        out.append('-- table %s\n%s\n' % (t, text if text is not None else '-- (absent)'))
+    return ''.join(out)
+
+
+Result = namedtuple('Result', 'changed statements skipped tables before after')
+
+
+def apply_phase(conn, migration, phase, database, changelog_table='changelog', lock_wait_timeout=1, ddl_retries=10,
+                check_mode=False, want_diff=False, sleep=time.sleep, lock_timeout=30, log=None):
+    """Plan and (unless ``check_mode``) run ``phase`` of ``migration``; return a Result."""
+    if phase not in PHASES:
+        raise SpecError('phase', 'must be one of %s' % ', '.join(PHASES))
+    quote_identifier(changelog_table, 'changelog_table')
+    locked = None
+    if not check_mode:
+        locked = mysql_lock.acquire(conn, lock_name(database), lock_timeout, 'another schema change is running on database %s' % database)
+    try:
+        return _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_timeout, ddl_retries,
+                             check_mode, want_diff, sleep, log)
+    finally:
+        if locked:
+            mysql_lock.release(conn, locked)
+
+
+def _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_timeout, ddl_retries, check_mode, want_diff, sleep, log):
+    phases, step_status = schema_state.read_state(conn, migration.id)
+    schema_state.check_drift(migration, phases)
+    schema_state.check_changelog_shape(conn, database, changelog_table)
+    in_changelog = schema_state.changelog_has(conn, changelog_table, migration.id)
+    expand_done = in_changelog or phases.get('expand', {}).get('status') == 'done'
+
+    contract_started = (phases.get('contract', {}).get('status') == 'done'
+                        or any(p == 'contract' and st in ('running', 'ran') for (p, _i), st in step_status.items()))
+    if phase == 'rollback' and contract_started:
+        raise DatabaseError('migration %d: rollback refused, its contract phase already ran (status %s); the old shape is gone'
+                            % (migration.id, phases.get('contract', {}).get('status', 'running')))
+    if phase == 'contract' and not expand_done:
+        raise DatabaseError('migration %d: contract refused, its expand phase has not completed' % migration.id)
+    if phase == 'expand' and contract_started:
+        # Past expand: re-planning expand would re-create what contract removed.
+        return Result(False, [], [], [], '', '')
+    if phase == 'rollback' and 'expand' not in phases and not in_changelog:
+        return Result(False, [], [], [], '', '')
+
+    model = load_model(conn, database, tables_of(migration, phase))
+    planned = plan_steps(model, migration, phase, step_status, changelog_done=in_changelog)
+    affected = sorted(set(t for s in planned.steps for t in s.tables))
+    before = show_create_tables(conn, affected) if want_diff else ''
+
+    needs_bookkeeping = (
+        (phase == 'expand' and (not in_changelog or phases.get('expand', {}).get('status') not in (None, 'done')))
+        or (phase == 'contract' and phases.get('contract', {}).get('status') != 'done')
+        or (phase == 'rollback' and (bool(phases) or in_changelog)))
+    if phase == 'expand' and in_changelog and not planned.steps and 'expand' not in phases:
+        needs_bookkeeping = False   # applied earlier (e.g. by dbdeploy): nothing to record
+    if check_mode:
+        after = before
+        if want_diff and planned.steps:
+            after = before + '-- would run:\n' + ''.join('%s;\n' % s.statement for s in planned.steps)
+        return Result(bool(planned.steps) or needs_bookkeeping, [s.statement for s in planned.steps], planned.skipped, affected,
+                      before, after)
+    if not planned.steps and not needs_bookkeeping:
+        return Result(False, [], planned.skipped, affected, before, before)
+
+    schema_state.ensure_state_tables(conn, lock_wait_timeout)
+    schema_state.record_phase(conn, migration, phase, 'running')
+    if phase == 'expand':
+        for skip in planned.skipped:
+            if (skip.phase, skip.index) not in step_status:
+                schema_state.record_step(conn, migration.id, phase, skip.index, skip.op.kind, 'present', None)
+            elif step_status[(skip.phase, skip.index)] == 'running':
+                schema_state.record_step(conn, migration.id, phase, skip.index, skip.op.kind, 'ran', None)   # ran, killed before recording
+    ran = []
+    for n, step in enumerate(planned.steps):
+        schema_state.record_step(conn, migration.id, phase, step.index, step.op.kind, 'running', step.statement)
+        try:
+            statement = run_ddl(conn, step.statement, step.describe(), lock_wait_timeout=lock_wait_timeout, retries=ddl_retries,
+                                fallback=step.fallback, database=database, tables=step.tables, sleep=sleep, log=log)
+        except DatabaseError:
+            # the server refused the statement (DDL is atomic on MariaDB 10.6+ / MySQL 8.0): nothing of it applied
+            schema_state.record_step(conn, migration.id, phase, step.index, step.op.kind, 'failed', step.statement)
+            raise
+        ran.append(statement)
+        schema_state.record_step(conn, migration.id, phase, step.index, step.op.kind, 'ran', statement)
+        schema_state.record_phase(conn, migration, phase, 'running', n + 1)
+    if phase == 'expand':
+        schema_state.record_changelog(conn, database, changelog_table, migration, lock_wait_timeout)
+        schema_state.record_phase(conn, migration, phase, 'done', len(ran))
+    elif phase == 'contract':
+        schema_state.record_phase(conn, migration, phase, 'done', len(ran))
+    else:
+        schema_state.forget(conn, changelog_table, migration.id)
+    after = show_create_tables(conn, affected) if want_diff else ''
+    return Result(True, ran, planned.skipped, affected, before, after)
+
+
+def plan(conn, migration, phase, database=None, changelog_table='changelog'):
+    """The steps ``phase`` would run now (read-only): a list of Step, each with its exact ``statement``."""
+    if database is None:
+        database = current_database(conn)
+    phases, step_status = schema_state.read_state(conn, migration.id)
+    schema_state.check_drift(migration, phases)
+    in_changelog = schema_state.changelog_has(conn, changelog_table, migration.id)
+    model = load_model(conn, database, tables_of(migration, phase))
+    return plan_steps(model, migration, phase, step_status, changelog_done=in_changelog).steps

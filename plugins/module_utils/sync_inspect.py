@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Check a migration's sync entries against the live schema and find the live sync triggers (read-only, no Ansible import).
+
+:func:`inspect_sync` validates everything the triggers and the backfill rely on *before* anything changes (tables,
+columns, keys, unique indexes, that every synced value fits the other shape) and returns the entry's
+:class:`sync_plan.SyncPlan`.  :func:`classify` and :func:`owned_live_triggers` tell our live triggers from anybody
+else's: by name pattern *and* the label their body starts with.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import re
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_inspect
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError, SpecError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import capacity_problem
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_plan import TRIGGER_LABEL, SyncPlan, Trigger
+
+
+def _columns(conn, db, table):
+    """Lower-case column name -> definition (mysql_inspect.columns): names compare case-insensitively."""
+    return dict((name.lower(), col) for name, col in mysql_inspect.columns(conn, db, table).items())
+
+
+def _check_pairs(spec, fcols, tcols):
+    """Every synced value fits the other shape, and NULL where the sync writes it (SpecError naming the field)."""
+    field = 'sync[%d]' % spec.index
+    for j, (f, t) in enumerate(zip(spec.from_columns, spec.to_columns)):
+        fc, tc = fcols[f.lower()], tcols[t.lower()]
+        problem = capacity_problem(fc, tc)
+        if problem:
+            raise SpecError('%s.to.columns[%d]' % (field, j), 'column %s.%s: %s (%s.%s)' % (spec.to_table, t, problem, spec.from_table, f))
+        if spec.direction == 'both':
+            problem = capacity_problem(tc, fc)
+            if problem:
+                raise SpecError('%s.from.columns[%d]' % (field, j), 'column %s.%s: %s (%s.%s), and direction is both'
+                                % (spec.from_table, f, problem, spec.to_table, t))
+        if not tc['nullable'] and fc['nullable']:
+            raise SpecError('%s.to.columns[%d]' % (field, j), 'column %s.%s is NOT NULL but %s.%s may be NULL'
+                            % (spec.to_table, t, spec.from_table, f))
+        if spec.kind == 'cross' and spec.direction == 'both' and not fc['nullable']:
+            raise SpecError('%s.from.columns[%d]' % (field, j),
+                            'column %s.%s is NOT NULL: deleting the new row sets it to NULL (make it nullable or use direction: forward)'
+                            % (spec.from_table, f))
+        if spec.kind == 'same' and spec.direction == 'both' and not fc['nullable'] and tc['nullable']:
+            raise SpecError('%s.from.columns[%d]' % (field, j), 'column %s.%s is NOT NULL but %s.%s may be NULL'
+                            % (spec.from_table, f, spec.to_table, t))
+
+
+def _indexes(conn, db, table):
+    """Index name -> {columns (lower case), unique}."""
+    return dict((name, dict(columns=[c.lower() for c in idx['columns']], unique=idx['unique']))
+                for name, idx in mysql_inspect.indexes(conn, db, table).items())
+
+
+def inspect_sync(conn, db, migration_id, spec):
+    """Validate one SyncSpec against the live schema and return its :class:`SyncPlan`.
+
+    Raises SpecError (naming the field) for anything the triggers or the backfill could not
+    handle exactly, before any change is made.
+    """
+    field = 'sync[%d]' % spec.index
+    for side, table in (('from', spec.from_table), ('to', spec.to_table)):
+        if not mysql_inspect.table_exists(conn, db, table, base_only=True):
+            raise SpecError('%s.%s.table' % (field, side), 'table %s does not exist in database %s' % (table, db))
+    fcols = _columns(conn, db, spec.from_table)
+    tcols = fcols if spec.kind == 'same' else _columns(conn, db, spec.to_table)
+    for side, cols, table, names in (('from', fcols, spec.from_table, spec.from_columns), ('to', tcols, spec.to_table, spec.to_columns)):
+        for j, c in enumerate(names):
+            if c.lower() not in cols:
+                raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'column %s.%s does not exist' % (table, c))
+            if cols[c.lower()]['generated']:
+                raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'column %s.%s is generated and cannot be synced' % (table, c))
+    _check_pairs(spec, fcols, tcols)
+    if spec.from_key.lower() not in fcols:
+        raise SpecError(field + '.from.key', 'column %s.%s does not exist' % (spec.from_table, spec.from_key))
+    findex = _indexes(conn, db, spec.from_table)
+    pk = findex.get('PRIMARY', {}).get('columns', [])
+    if pk != [spec.from_key.lower()]:
+        raise SpecError(field + '.from.key', '%s must be the single-column primary key of %s (primary key is %s)'
+                        % (spec.from_key, spec.from_table, '(%s)' % ', '.join(pk) if pk else 'missing'))
+    key_type = fcols[spec.from_key.lower()]['type']
+    from_types = [fcols[c.lower()]['type'] for c in spec.from_columns]
+    to_types = [tcols[c.lower()]['type'] for c in spec.to_columns]
+    if spec.kind == 'same':
+        return SyncPlan(migration_id, spec, from_types, to_types, key_type)
+
+    if spec.to_key.lower() not in tcols:
+        raise SpecError(field + '.to.key', 'column %s.%s does not exist' % (spec.to_table, spec.to_key))
+    problem = capacity_problem(fcols[spec.from_key.lower()], tcols[spec.to_key.lower()])
+    if problem:
+        raise SpecError(field + '.to.key', 'column %s.%s: %s (%s.%s)' % (spec.to_table, spec.to_key, problem, spec.from_table, spec.from_key))
+    tindex = _indexes(conn, db, spec.to_table)
+    key_index = None
+    for name, entry in sorted(tindex.items()):
+        if entry['unique'] and entry['columns'] == [spec.to_key.lower()]:
+            key_index = name
+            break
+    if key_index is None:
+        raise SpecError(field + '.to.key', 'the sync needs a UNIQUE index on %s(%s) while it exists (1:1 rows); add one, e.g. '
+                                           'create_index {table: %s, name: %s_%s_uniq, columns: [%s], unique: true}'
+                        % (spec.to_table, spec.to_key, spec.to_table, spec.to_table, spec.to_key, spec.to_key))
+    # Upserts address the row by to.key only: any other UNIQUE index could make
+    # ON DUPLICATE KEY UPDATE hit a different row, so refuse it.
+    tpk = tindex.get('PRIMARY', {}).get('columns', [])
+    for name, entry in sorted(tindex.items()):
+        if not entry['unique'] or name == key_index:
+            continue
+        if name == 'PRIMARY' and (tpk == [spec.to_key.lower()] or (len(tpk) == 1 and 'auto_increment' in tcols[tpk[0]]['extra'])):
+            continue
+        raise SpecError(field + '.to.table', 'unique index %s on %s(%s) is not allowed while the sync exists: rows are matched '
+                                             'by %s only (the primary key must be %s or an AUTO_INCREMENT column)'
+                        % (name, spec.to_table, ', '.join(entry['columns']), spec.to_key, spec.to_key))
+    mapped = set([spec.to_key.lower()] + [c.lower() for c in spec.to_columns])
+    autoinc = None
+    for lname, col in sorted(tcols.items()):
+        if 'auto_increment' in col['extra']:
+            autoinc = col['name']
+        if lname in mapped or col['nullable'] or col['generated'] or 'auto_increment' in col['extra']:
+            continue
+        if col['default'] is None:
+            raise SpecError(field + '.to.table', 'column %s.%s is NOT NULL without a default and not synced: the triggers '
+                                                 'could not create rows' % (spec.to_table, col['name']))
+    return SyncPlan(migration_id, spec, from_types, to_types, key_type, target_autoinc=autoinc, to_key_index=key_index,
+                    cascade_delete=_has_cascade_fk(conn, db, spec))
+
+
+def _has_cascade_fk(conn, db, spec):
+    """True when a foreign key to.table(to.key) -> from.table(from.key) deletes the new row ON DELETE CASCADE."""
+    for fk in mysql_inspect.foreign_keys(conn, db, spec.to_table).values():
+        # the referenced table must be this schema's from.table: a same-named table elsewhere cascades nothing here
+        if (fk['ref_schema'] == db and fk['ref_table'] == spec.from_table and fk['on_delete'] == 'CASCADE'
+                and [c.lower() for c in fk['columns']] == [spec.to_key.lower()]
+                and [c.lower() for c in fk['ref_columns']] == [spec.from_key.lower()]):
+            return True
+    return False
+
+
+def inspect_all(conn, db, migration):
+    return [inspect_sync(conn, db, migration.id, spec) for spec in migration.sync]
+
+
+# -------------------------------------------------------------------- live triggers
+
+def _normalize(body):
+    return re.sub(r'\s+', ' ', (body or '').strip())
+
+
+def existing_triggers(conn, db):
+    """Map trigger name -> {table, timing, event, body} for every trigger of ``db``."""
+    return dict((t['name'], dict(table=t['table'], timing=t['timing'], event=t['event'], body=t['statement']))
+                for t in mysql_inspect.triggers(conn, db))
+
+
+def is_ours(live, trigger):
+    """True when the live trigger has our name, table, timing, event and label."""
+    return (live['table'] == trigger.table and live['timing'] == trigger.timing and live['event'] == trigger.event
+            and _normalize(live['body']).startswith(TRIGGER_LABEL + ': BEGIN'))
+
+
+def classify(conn, db, plans):
+    """Return (present, missing) lists of Trigger; raise when a name is taken by a foreign or changed trigger."""
+    live = existing_triggers(conn, db)
+    present, missing = [], []
+    for plan in plans:
+        for trig in plan.triggers():
+            cur = live.get(trig.name)
+            if cur is None:
+                missing.append(trig)
+                continue
+            if not is_ours(cur, trig):
+                raise DatabaseError('a trigger named %s already exists on %s and was not created by zdt.bluegreen for this sync; '
+                                    'refusing to touch it' % (trig.name, cur['table']))
+            if _normalize(cur['body']) != _normalize(trig.body):
+                raise DatabaseError('trigger %s exists with a different definition than %s of migration %d now needs '
+                                    '(the migration or the schema changed); run state=absent first'
+                                    % (trig.name, plan.field, plan.migration_id))
+            present.append(trig)
+    return present, missing
+
+
+def owned_live_triggers(conn, db, migration_id):
+    """Our triggers of a migration that exist now (for state=absent), found by name pattern and label."""
+    live = existing_triggers(conn, db)
+    pattern = re.compile(r'^zdt_m%d_s\d+_(fwd|bwd|same)_(ins|upd|del)$' % int(migration_id))
+    result = []
+    for name, cur in sorted(live.items()):
+        if pattern.match(name) and _normalize(cur['body']).startswith(TRIGGER_LABEL + ': BEGIN'):
+            result.append(Trigger(name, cur['table'], cur['timing'], cur['event'], cur['body']))
+    order = {'ins': 0, 'upd': 1, 'del': 2}
+    result.sort(key=lambda t: (t.name.split('_')[3] == 'fwd', order[t.name.rsplit('_', 1)[1]]))
+    return result
