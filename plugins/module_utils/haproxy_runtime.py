@@ -105,8 +105,8 @@ def check_name(kind, name):
     return name
 
 
-class _Connection:
-    """One CLI connection in prompt mode."""
+class CliConnection:
+    """One CLI connection in prompt mode (the stats socket and the master socket speak the same protocol)."""
 
     def __init__(self, address, timeout):
         self.address = address
@@ -177,7 +177,7 @@ def _expect_empty(command, reply):
     return reply
 
 
-def _expect_header(command, reply, header):
+def expect_header(command, reply, header):
     if not reply.startswith(header):
         raise HAProxyCommandError(command, reply)
     return reply
@@ -235,7 +235,7 @@ def parse_servers_state(text):
     return rows
 
 
-def _int(value, default=0):
+def to_int(value, default=0):
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -318,7 +318,7 @@ class RuntimeClient:
         if '\n' in line or '\r' in line or ';' in line:
             raise HAProxyError('refusing to send a command containing a line break or ";": %r' % line)
         if self._conn is None:
-            self._conn = _Connection(self.address, self.timeout)
+            self._conn = CliConnection(self.address, self.timeout)
         try:
             return self._conn.command(line)
         except HAProxyConnectionError:
@@ -327,11 +327,11 @@ class RuntimeClient:
 
     # ---- reads
     def show_backends(self):
-        reply = _expect_header('show backend', self.raw('show backend'), '# name')
+        reply = expect_header('show backend', self.raw('show backend'), '# name')
         return [line.strip() for line in reply.splitlines()[1:] if line.strip()]
 
     def show_info(self):
-        reply = _expect_header('show info', self.raw('show info'), 'Name: ')
+        reply = expect_header('show info', self.raw('show info'), 'Name: ')
         info = {}
         for line in reply.splitlines():
             key, sep, value = line.partition(':')
@@ -344,7 +344,7 @@ class RuntimeClient:
             cmd = 'show stat'
         else:
             cmd = 'show stat %s -1 -1' % check_name('backend', backend)
-        return parse_stat_csv(_expect_header(cmd, self.raw(cmd), '# pxname'))
+        return parse_stat_csv(expect_header(cmd, self.raw(cmd), '# pxname'))
 
     def show_servers_state_text(self, backend=None):
         cmd = 'show servers state' if backend is None else 'show servers state %s' % check_name('backend', backend)
@@ -370,8 +370,8 @@ class RuntimeClient:
             result[row['srv_name']] = Server(
                 backend, row['srv_name'], row['srv_admin_state'], row['srv_op_state'], row['srv_uweight'], row['srv_iweight'],
                 check_health=row.get('srv_check_health', 0), check_enabled=check_enabled,
-                scur=_int(stat.get('scur')), qcur=_int(stat.get('qcur')), status=stat.get('status', ''),
-                rise=_int(stat.get('check_rise')), fall=_int(stat.get('check_fall')), check_status=stat.get('check_status', ''))
+                scur=to_int(stat.get('scur')), qcur=to_int(stat.get('qcur')), status=stat.get('status', ''),
+                rise=to_int(stat.get('check_rise')), fall=to_int(stat.get('check_fall')), check_status=stat.get('check_status', ''))
         return result
 
     def session_counts(self, backend, names):
@@ -381,7 +381,7 @@ class RuntimeClient:
         for name in names:
             if name not in rows:
                 raise HAProxyCommandError('show stat %s -1 -1' % backend, 'No such server: %s' % name)
-            counts[name] = (_int(rows[name].get('scur')), _int(rows[name].get('qcur')))
+            counts[name] = (to_int(rows[name].get('scur')), to_int(rows[name].get('qcur')))
         return counts
 
     # ---- writes
@@ -443,7 +443,7 @@ def parse_show_proc(text):
         if len(fields) < 3 or not fields[0].isdigit():
             continue
         pid, kind = int(fields[0]), fields[1]
-        reloads = _int(fields[2])
+        reloads = to_int(fields[2])
         if kind == 'master':
             failed = 0
             match = re.search(r'\[failed:\s*(\d+)\]', line)
@@ -480,9 +480,9 @@ class MasterClient:
         self.timeout = timeout
 
     def show_proc(self):
-        conn = _Connection(self.address, self.timeout)
+        conn = CliConnection(self.address, self.timeout)
         try:
-            return parse_show_proc(_expect_header('show proc', conn.command('show proc'), '#<PID>'))
+            return parse_show_proc(expect_header('show proc', conn.command('show proc'), '#<PID>'))
         finally:
             conn.close()
 
@@ -491,7 +491,7 @@ class MasterClient:
         the master's reload count grows and a worker that was not there before is the current one."""
         timeout = self.timeout if timeout is None else timeout
         before = self.show_proc()
-        conn = _Connection(self.address, self.timeout)
+        conn = CliConnection(self.address, self.timeout)
         try:
             conn.command('reload', allow_eof=True)
         except HAProxyConnectionError:
