@@ -3,8 +3,9 @@ import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import traffic_apply as ta
 from ansible_collections.zdt.bluegreen.plugins.module_utils import traffic_plan as tp
+from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_master import HAProxyReloadError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import (
-    HAProxyCommandError, HAProxyConnectionError, HAProxyError, HAProxyReloadError, Server,
+    HAProxyCommandError, HAProxyConnectionError, HAProxyError, Server,
 )
 from traffic_fakes import COLORS, FakeClock, srv
 
