@@ -32,7 +32,7 @@ APP_USER = 'zdt'
 
 # The collection's own HAProxy runtime client does the reloads and state dumps (one place for them).
 sys.path.insert(0, os.path.join(REPO_ROOT, '.collections'))
-from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_master, haproxy_runtime  # noqa: E402  pylint: disable=wrong-import-position
 
 
 class SandboxError(Exception):
@@ -462,7 +462,7 @@ class HAProxy:
 
     def check_config(self, path=None):
         try:
-            haproxy_runtime.validate_config(path or self.cfg_path)
+            haproxy_master.validate_config(path or self.cfg_path)
         except haproxy_runtime.HAProxyError as exc:
             raise SandboxError(str(exc))
 
@@ -490,7 +490,7 @@ class HAProxy:
         try:
             with haproxy_runtime.RuntimeClient(self.stats_socket, timeout=1) as client:
                 client.show_info()
-            haproxy_runtime.MasterClient(self.master_socket, timeout=1).show_proc()
+            haproxy_master.MasterClient(self.master_socket, timeout=1).show_proc()
         except haproxy_runtime.HAProxyError:
             return False
         return True
@@ -509,7 +509,7 @@ class HAProxy:
         return b''.join(chunks).decode(errors='replace')
 
     def worker_pids(self):
-        return [worker['pid'] for worker in haproxy_runtime.MasterClient(self.master_socket).show_proc()['workers']]
+        return [worker['pid'] for worker in haproxy_master.MasterClient(self.master_socket).show_proc()['workers']]
 
     def reload(self, config_text=None, timeout=15):
         """Hitless reload through the master socket; the state is dumped first so it survives."""
@@ -520,7 +520,7 @@ class HAProxy:
         with haproxy_runtime.RuntimeClient(self.stats_socket) as client:
             haproxy_runtime.write_state_file(client, self.state_file)
         try:
-            result = haproxy_runtime.MasterClient(self.master_socket).reload(timeout=timeout)
+            result = haproxy_master.MasterClient(self.master_socket).reload(timeout=timeout)
         except haproxy_runtime.HAProxyError as exc:
             raise SandboxError(str(exc))
         return result['after']['workers'][0]['pid']

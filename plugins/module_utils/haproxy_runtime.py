@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: zdt.bluegreen developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Client for the HAProxy runtime API (stats socket) and the master CLI. No Ansible import.
+"""Client for the HAProxy runtime API (stats socket), the parsing of its replies and the server-state file.
+No Ansible import. The master CLI (reload, show proc) and ``haproxy -c`` are in haproxy_master, which
+talks over the same CliConnection.
 
 One connection carries several commands in interactive ``prompt`` mode: every reply ends with the
 prompt, so each reply is attributed to exactly one command and checked on its own.  The
@@ -22,7 +24,6 @@ import io
 import os
 import re
 import socket
-import subprocess
 import tempfile
 import time
 
@@ -68,19 +69,6 @@ class HAProxyCommandError(HAProxyError):
         super(HAProxyCommandError, self).__init__('HAProxy refused "%s": %s' % (command, self.reply or '(empty reply)'))
 
 
-class HAProxyReloadError(HAProxyError):
-    """A master-socket reload did not produce a new worker."""
-
-
-class ConfigInvalid(HAProxyError):
-    """``haproxy -c`` refused a configuration; ``output`` is what it printed."""
-
-    def __init__(self, path, output):
-        self.path = path
-        self.output = output
-        super(ConfigInvalid, self).__init__('haproxy -c refused %s: %s' % (path, output.strip()))
-
-
 def parse_address(address):
     """'/path', 'unix@/path' or 'ipv4@host:port' -> (family, sockaddr)."""
     if not address or not isinstance(address, str):
@@ -105,8 +93,8 @@ def check_name(kind, name):
     return name
 
 
-class _Connection:
-    """One CLI connection in prompt mode."""
+class CliConnection:
+    """One CLI connection in prompt mode (the stats socket and the master socket speak the same protocol)."""
 
     def __init__(self, address, timeout):
         self.address = address
@@ -177,7 +165,7 @@ def _expect_empty(command, reply):
     return reply
 
 
-def _expect_header(command, reply, header):
+def expect_header(command, reply, header):
     if not reply.startswith(header):
         raise HAProxyCommandError(command, reply)
     return reply
@@ -235,7 +223,7 @@ def parse_servers_state(text):
     return rows
 
 
-def _int(value, default=0):
+def to_int(value, default=0):
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -318,7 +306,7 @@ class RuntimeClient:
         if '\n' in line or '\r' in line or ';' in line:
             raise HAProxyError('refusing to send a command containing a line break or ";": %r' % line)
         if self._conn is None:
-            self._conn = _Connection(self.address, self.timeout)
+            self._conn = CliConnection(self.address, self.timeout)
         try:
             return self._conn.command(line)
         except HAProxyConnectionError:
@@ -327,11 +315,11 @@ class RuntimeClient:
 
     # ---- reads
     def show_backends(self):
-        reply = _expect_header('show backend', self.raw('show backend'), '# name')
+        reply = expect_header('show backend', self.raw('show backend'), '# name')
         return [line.strip() for line in reply.splitlines()[1:] if line.strip()]
 
     def show_info(self):
-        reply = _expect_header('show info', self.raw('show info'), 'Name: ')
+        reply = expect_header('show info', self.raw('show info'), 'Name: ')
         info = {}
         for line in reply.splitlines():
             key, sep, value = line.partition(':')
@@ -344,7 +332,7 @@ class RuntimeClient:
             cmd = 'show stat'
         else:
             cmd = 'show stat %s -1 -1' % check_name('backend', backend)
-        return parse_stat_csv(_expect_header(cmd, self.raw(cmd), '# pxname'))
+        return parse_stat_csv(expect_header(cmd, self.raw(cmd), '# pxname'))
 
     def show_servers_state_text(self, backend=None):
         cmd = 'show servers state' if backend is None else 'show servers state %s' % check_name('backend', backend)
@@ -370,8 +358,8 @@ class RuntimeClient:
             result[row['srv_name']] = Server(
                 backend, row['srv_name'], row['srv_admin_state'], row['srv_op_state'], row['srv_uweight'], row['srv_iweight'],
                 check_health=row.get('srv_check_health', 0), check_enabled=check_enabled,
-                scur=_int(stat.get('scur')), qcur=_int(stat.get('qcur')), status=stat.get('status', ''),
-                rise=_int(stat.get('check_rise')), fall=_int(stat.get('check_fall')), check_status=stat.get('check_status', ''))
+                scur=to_int(stat.get('scur')), qcur=to_int(stat.get('qcur')), status=stat.get('status', ''),
+                rise=to_int(stat.get('check_rise')), fall=to_int(stat.get('check_fall')), check_status=stat.get('check_status', ''))
         return result
 
     def session_counts(self, backend, names):
@@ -381,7 +369,7 @@ class RuntimeClient:
         for name in names:
             if name not in rows:
                 raise HAProxyCommandError('show stat %s -1 -1' % backend, 'No such server: %s' % name)
-            counts[name] = (_int(rows[name].get('scur')), _int(rows[name].get('qcur')))
+            counts[name] = (to_int(rows[name].get('scur')), to_int(rows[name].get('qcur')))
         return counts
 
     # ---- writes
@@ -424,110 +412,3 @@ def write_state_file(client, path):
             os.unlink(tmp)
         raise HAProxyError('cannot write the server-state file %s: %s' % (path, exc))
     return text
-
-
-# ---------------------------------------------------------------- master CLI
-
-def parse_show_proc(text):
-    """master ``show proc`` -> {'master': {pid, reloads, failed}, 'workers': [{pid, reloads}], 'old_workers': [...]}."""
-    if not text.startswith('#<PID>'):
-        raise HAProxyError('show proc: unexpected reply: %s' % text.strip()[:300])
-    result = {'master': None, 'workers': [], 'old_workers': []}
-    section = 'workers'
-    for line in text.splitlines()[1:]:
-        if line.startswith('#'):
-            title = line[1:].strip()
-            section = {'workers': 'workers', 'old workers': 'old_workers'}.get(title, 'other')
-            continue
-        fields = line.split()
-        if len(fields) < 3 or not fields[0].isdigit():
-            continue
-        pid, kind = int(fields[0]), fields[1]
-        reloads = _int(fields[2])
-        if kind == 'master':
-            failed = 0
-            match = re.search(r'\[failed:\s*(\d+)\]', line)
-            if match:
-                failed = int(match.group(1))
-            result['master'] = {'pid': pid, 'reloads': reloads, 'failed': failed}
-        elif kind == 'worker' and section in ('workers', 'old_workers'):
-            result[section].append({'pid': pid, 'reloads': reloads})
-    if result['master'] is None:
-        raise HAProxyError('show proc: no master line in: %s' % text.strip()[:300])
-    return result
-
-
-def reload_succeeded(before, after):
-    """Compare two parsed ``show proc``: True when a new current worker exists, False when the reload failed,
-    None when the master has not re-executed yet."""
-    if after['master']['reloads'] <= before['master']['reloads']:
-        return None
-    old_pids = set(w['pid'] for w in before['workers'] + before['old_workers'])
-    for worker in after['workers']:
-        if worker['reloads'] == 0 and worker['pid'] not in old_pids:
-            return True
-    # the master's failed counter is cumulative: only a failure since ``before`` is this reload's
-    if after['master']['failed'] > before['master']['failed']:
-        return False
-    return None
-
-
-class MasterClient:
-    """HAProxy master CLI (``-S master.sock``)."""
-
-    def __init__(self, address, timeout=5.0):
-        self.address = address
-        self.timeout = timeout
-
-    def show_proc(self):
-        conn = _Connection(self.address, self.timeout)
-        try:
-            return parse_show_proc(_expect_header('show proc', conn.command('show proc'), '#<PID>'))
-        finally:
-            conn.close()
-
-    def reload(self, timeout=None, poll=0.1):
-        """Hitless reload; HAProxy 2.6 sends no status for ``reload``, so success is read back from ``show proc``:
-        the master's reload count grows and a worker that was not there before is the current one."""
-        timeout = self.timeout if timeout is None else timeout
-        before = self.show_proc()
-        conn = _Connection(self.address, self.timeout)
-        try:
-            conn.command('reload', allow_eof=True)
-        except HAProxyConnectionError:
-            pass  # the master re-executes and drops the connection; the read-back below decides
-        finally:
-            conn.sock.close()
-        deadline = time.monotonic() + timeout
-        last_error = None
-        after = None
-        while True:
-            try:
-                after = self.show_proc()
-                verdict = reload_succeeded(before, after)
-                if verdict is True:
-                    return {'before': before, 'after': after}
-                if verdict is False:
-                    raise HAProxyReloadError('HAProxy reload failed (the master\'s failed reloads went from %d to %d); the previous '
-                                             'worker %s keeps running: check the configuration with haproxy -c'
-                                             % (before['master']['failed'], after['master']['failed'],
-                                                [w['pid'] for w in after['workers']]))
-            except HAProxyConnectionError as exc:
-                last_error = exc   # master socket briefly unavailable while the master re-executes
-            if time.monotonic() >= deadline:
-                raise HAProxyReloadError('HAProxy reload: no new worker within %ss (last show proc: %s; last error: %s)'
-                                         % (timeout, after, last_error))
-            time.sleep(poll)
-
-
-def validate_config(path, haproxy_bin='haproxy', timeout=30):
-    """``haproxy -c -f path``; raises ConfigInvalid with HAProxy's output when it refuses the file."""
-    try:
-        proc = subprocess.run([haproxy_bin, '-c', '-f', path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise HAProxyError('cannot run %s -c: %s' % (haproxy_bin, exc))
-    output = proc.stdout.decode('utf-8', 'replace')
-    if proc.returncode != 0:
-        raise ConfigInvalid(path, output)
-    return output

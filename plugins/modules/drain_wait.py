@@ -117,9 +117,8 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import HAPROXY_SOCKET_SPEC, argument_spec, bounds_problem
 from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import RuntimeClient
-from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_switch import (
-    ChangedError, DrainTimeout, execute_drain, resolve_drain_servers,
-)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_apply import execute_drain
+from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_plan import ChangedError, DrainTimeout, resolve_drain_servers
 
 SOCKET_TIMEOUT = 10.0
 

@@ -157,8 +157,10 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import HAPROXY_SOCKET_SPEC, argument_spec, bounds_problem
-from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import MasterClient, RuntimeClient, write_state_file
-from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_switch import ChangedError, swap_and_persist
+from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_master import MasterClient
+from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import RuntimeClient, write_state_file
+from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_apply import swap_and_persist
+from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_plan import ChangedError
 
 
 def run(module):

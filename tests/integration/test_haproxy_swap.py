@@ -9,6 +9,7 @@ import pytest
 
 from sandbox import free_port
 
+from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_master as hm
 from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,7 +105,7 @@ class LB:
             conn.close()
 
     def worker_pids(self):
-        return [w['pid'] for w in hr.MasterClient(self.hp.master_socket, timeout=5).show_proc()['workers']]
+        return [w['pid'] for w in hm.MasterClient(self.hp.master_socket, timeout=5).show_proc()['workers']]
 
 
 @pytest.fixture(scope='module')
@@ -264,22 +265,22 @@ def test_invalid_config_is_refused_and_the_running_lb_untouched(lb, tmp_path):
     lb.reset()
     bad = tmp_path / 'bad.cfg'
     bad.write_text(lb.config + '\nbackend broken\n    server x 127.0.0.1:1 bogus_keyword\n')
-    with pytest.raises(hr.ConfigInvalid, match='bogus_keyword'):
-        hr.validate_config(str(bad))
-    hr.validate_config(lb.hp.cfg_path)
+    with pytest.raises(hm.ConfigInvalid, match='bogus_keyword'):
+        hm.validate_config(str(bad))
+    hm.validate_config(lb.hp.cfg_path)
     # even a reload that finds a broken file in place is refused by HAProxy, reported as failed, and the old worker serves
     pids = lb.worker_pids()
     saved = str(tmp_path / 'good.cfg')
     shutil.copy(lb.hp.cfg_path, saved)
     try:
         shutil.copy(str(bad), lb.hp.cfg_path)
-        with pytest.raises(hr.HAProxyReloadError, match='reload failed'):
-            hr.MasterClient(lb.hp.master_socket, timeout=5).reload(timeout=10)
+        with pytest.raises(hm.HAProxyReloadError, match='reload failed'):
+            hm.MasterClient(lb.hp.master_socket, timeout=5).reload(timeout=10)
     finally:
         shutil.copy(saved, lb.hp.cfg_path)
     assert lb.worker_pids() == pids
     assert lb.get()[0] == 200
-    hr.MasterClient(lb.hp.master_socket, timeout=5).reload(timeout=10)   # and recovers with the good file
+    hm.MasterClient(lb.hp.master_socket, timeout=5).reload(timeout=10)   # and recovers with the good file
     assert lb.get()[0] == 200
 
 

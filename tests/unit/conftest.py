@@ -1,8 +1,24 @@
-"""Fixtures of the unit tests: the SyncPlans of the seed's cross-table entry and of a same-table entry."""
+"""Fixtures of the unit tests: fake HAProxy CLIs, and the SyncPlans of the seed's cross-table entry and of a same-table entry."""
 import pytest
+
+from fake_haproxy_cli import FakeCLI
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import SyncSpec
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_plan import SyncPlan
+
+
+@pytest.fixture
+def fake():
+    """fake(replies, **kw) -> a fake HAProxy CLI on a unix socket, closed after the test."""
+    servers = []
+
+    def make(replies, **kw):
+        srv = FakeCLI(replies, **kw)
+        servers.append(srv)
+        return srv
+    yield make
+    for srv in servers:
+        srv.close()
 
 
 def _cross_plan(direction='both', autoinc='id', types=('varchar', 'varchar')):

@@ -1,4 +1,4 @@
-"""Unit tests for the HAProxy runtime-API client, against a fake CLI on a unix socket."""
+"""Unit tests for the HAProxy runtime-API client (haproxy_runtime), against a fake CLI on a unix socket."""
 import os
 import socket
 import threading
@@ -7,7 +7,6 @@ import time
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr
-from unix_socket_server import UnixSocketServer
 
 STATE_HEADER = ('# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight '
                 'srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state '
@@ -36,77 +35,6 @@ def stat_row(name, scur, qcur, status, health, **raw):
 
 STAT_TEXT = '\n'.join([STAT_HEADER, stat_row('blue1', 3, 1, 'UP', 2), stat_row('green1', 0, 0, 'DOWN', 0),
                        stat_row('blue2', 0, 0, 'MAINT', 0), stat_row('BACKEND', 3, 1, 'UP', 0)]) + '\n'
-
-PROC_BEFORE = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
-               '5983            master          0 [failed: 0]   0d00h00m14s     2.6.12-1+deb12u4\n'
-               '# workers\n5985            worker          0               0d00h00m14s     2.6.12-1+deb12u4\n# programs\n')
-PROC_OK = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
-           '5983            master          1 [failed: 0]   0d00h00m16s     2.6.12-1+deb12u4\n'
-           '# workers\n6432            worker          0               0d00h00m01s     2.6.12-1+deb12u4\n'
-           '# old workers\n5985            worker          1               0d00h00m16s     2.6.12-1+deb12u4\n# programs\n')
-PROC_FAILED = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
-               '5983            master          1 [failed: 1]   0d00h00m34s     2.6.12-1+deb12u4\n'
-               '# workers\n5985            worker          1               0d00h00m19s     2.6.12-1+deb12u4\n# programs\n')
-
-
-class FakeCLI(UnixSocketServer):
-    """A unix-socket server speaking the HAProxy CLI's prompt mode; replies come from a dict or a callable."""
-
-    def __init__(self, replies, prompt='> ', first_prompt='\n> ', split=False):
-        self.replies = replies
-        self.prompt = prompt
-        self.first_prompt = first_prompt
-        self.split = split
-        self.received = []
-        super().__init__(prefix='zdt-fakecli-')
-
-    def _send(self, conn, data):
-        data = data.encode()
-        if self.split:   # deliver byte by byte: the client must reassemble replies
-            for i in range(len(data)):
-                conn.sendall(data[i:i + 1])
-        else:
-            conn.sendall(data)
-
-    def _handle(self, conn):
-        buf = b''
-        with conn:
-            while True:
-                try:
-                    chunk = conn.recv(4096)
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                buf += chunk
-                while b'\n' in buf:
-                    line, buf = buf.split(b'\n', 1)
-                    line = line.decode()
-                    self.received.append(line)
-                    if line == 'prompt':
-                        self._send(conn, self.first_prompt)
-                        continue
-                    if line == 'quit':
-                        return
-                    reply = self.replies(line) if callable(self.replies) else self.replies.get(line, 'Unknown command, but maybe...\n')
-                    if reply is None:   # hang up without a reply
-                        return
-                    if reply == 'HANG':
-                        continue
-                    self._send(conn, reply + '\n' + self.prompt)
-
-
-@pytest.fixture
-def fake():
-    servers = []
-
-    def make(replies, **kw):
-        srv = FakeCLI(replies, **kw)
-        servers.append(srv)
-        return srv
-    yield make
-    for srv in servers:
-        srv.close()
 
 
 # ---------------------------------------------------------------- parsing
@@ -178,57 +106,6 @@ def test_servers_judge_health_with_a_quoted_check_description(fake):
     blue1 = servers['blue1']
     assert (blue1.rise, blue1.fall, blue1.scur, blue1.qcur) == (1, 2, 3, 1)
     assert blue1.passing and blue1.settled
-
-
-def test_parse_show_proc_and_reload_verdicts():
-    before = hr.parse_show_proc(PROC_BEFORE)
-    assert before['master'] == {'pid': 5983, 'reloads': 0, 'failed': 0}
-    assert before['workers'] == [{'pid': 5985, 'reloads': 0}]
-    ok = hr.parse_show_proc(PROC_OK)
-    assert ok['old_workers'] == [{'pid': 5985, 'reloads': 1}]
-    assert hr.reload_succeeded(before, ok) is True
-    assert hr.reload_succeeded(before, hr.parse_show_proc(PROC_FAILED)) is False
-    assert hr.reload_succeeded(before, before) is None     # master not re-executed yet
-    with pytest.raises(hr.HAProxyError):
-        hr.parse_show_proc('Unknown command\n')
-
-
-def proc(reloads, failed, workers, old_workers=()):
-    return {'master': {'pid': 1, 'reloads': reloads, 'failed': failed},
-            'workers': [{'pid': pid, 'reloads': r} for pid, r in workers],
-            'old_workers': [{'pid': pid, 'reloads': r} for pid, r in old_workers]}
-
-
-def test_reload_verdict_compares_the_cumulative_failed_counter():
-    """The master's failed counter never goes down: an earlier failed reload must not fail a later one."""
-    before = proc(1, 1, [(10, 1)])                       # a reload failed some time ago; worker 10 serves
-    assert hr.reload_succeeded(before, proc(2, 1, [(11, 0)], [(10, 2)])) is True     # new worker: success
-    assert hr.reload_succeeded(before, proc(2, 1, [(10, 2)])) is None                # not decided yet, not failed
-    assert hr.reload_succeeded(before, proc(2, 2, [(10, 2)])) is False               # this reload failed
-    assert hr.reload_succeeded(proc(0, 0, [(10, 0)]), proc(1, 1, [(10, 1)])) is False
-
-
-def test_master_reload_succeeds_after_an_earlier_failed_reload(fake):
-    earlier_failure = PROC_FAILED   # reloads 1, failed 1, worker 5985 still serving
-    later_success = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
-                     '5983            master          2 [failed: 1]   0d00h00m40s     2.6.12-1+deb12u4\n'
-                     '# workers\n7001            worker          0               0d00h00m01s     2.6.12-1+deb12u4\n'
-                     '# old workers\n5985            worker          2               0d00h00m25s     2.6.12-1+deb12u4\n# programs\n')
-    pending = ('#<PID>          <type>          <reloads>       <uptime>        <version>      \n'
-               '5983            master          2 [failed: 1]   0d00h00m40s     2.6.12-1+deb12u4\n'
-               '# workers\n5985            worker          2               0d00h00m25s     2.6.12-1+deb12u4\n# programs\n')
-    state = {'proc': [earlier_failure]}
-
-    def replies(line):
-        if line == 'show proc':
-            return state['proc'].pop(0) if len(state['proc']) > 1 else state['proc'][0]
-        if line == 'reload':
-            state['proc'] = [pending, pending, later_success]   # the master re-executed; the new worker comes a bit later
-            return None
-        return 'Unknown command'
-    cli = fake(replies, prompt='master> ', first_prompt='master> ')
-    result = hr.MasterClient(cli.path, timeout=2).reload(timeout=2, poll=0.01)
-    assert [w['pid'] for w in result['after']['workers']] == [7001]
 
 
 def test_write_state_file_into_a_missing_directory_is_a_clear_error(fake, tmp_path):
@@ -371,54 +248,6 @@ def test_write_state_file_refuses_an_error_reply(fake, tmp_path):
         with pytest.raises(hr.HAProxyCommandError):
             hr.write_state_file(client, str(path))
     assert path.read_text() == 'old'
-
-
-def test_master_reload_reads_success_from_show_proc(fake):
-    state = {'proc': PROC_BEFORE}
-
-    def replies(line):
-        if line == 'show proc':
-            return state['proc']
-        if line == 'reload':
-            state['proc'] = PROC_OK
-            return None   # 2.6 closes the connection without a status
-        return 'Unknown command'
-    cli = fake(replies, prompt='master> ', first_prompt='master> ')
-    result = hr.MasterClient(cli.path, timeout=2).reload(timeout=2, poll=0.01)
-    assert result['after']['workers'][0]['pid'] == 6432
-    assert 'reload' in cli.received
-
-
-def test_master_reload_failure_is_reported(fake):
-    state = {'proc': PROC_BEFORE}
-
-    def replies(line):
-        if line == 'show proc':
-            return state['proc']
-        state['proc'] = PROC_FAILED
-        return None
-    cli = fake(replies, prompt='master> ', first_prompt='master> ')
-    with pytest.raises(hr.HAProxyReloadError, match='reload failed'):
-        hr.MasterClient(cli.path, timeout=2).reload(timeout=2, poll=0.01)
-
-
-def test_master_reload_that_never_happens_times_out(fake):
-    cli = fake(lambda line: PROC_BEFORE if line == 'show proc' else None, prompt='master> ', first_prompt='master> ')
-    with pytest.raises(hr.HAProxyReloadError, match='no new worker within'):
-        hr.MasterClient(cli.path, timeout=1).reload(timeout=0.3, poll=0.05)
-
-
-def test_validate_config(tmp_path):
-    good = tmp_path / 'good.cfg'
-    good.write_text('defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n'
-                    'frontend f\n  bind 127.0.0.1:1\n  default_backend b\nbackend b\n  server s 127.0.0.1:1\n')
-    bad = tmp_path / 'bad.cfg'
-    bad.write_text(good.read_text() + '  bogus_directive here\n')
-    if not any(os.access(os.path.join(d, 'haproxy'), os.X_OK) for d in os.environ.get('PATH', '').split(os.pathsep) + ['/usr/sbin']):
-        pytest.skip('haproxy not installed')
-    hr.validate_config(str(good), haproxy_bin='/usr/sbin/haproxy')
-    with pytest.raises(hr.ConfigInvalid, match='bogus_directive'):
-        hr.validate_config(str(bad), haproxy_bin='/usr/sbin/haproxy')
 
 
 def test_server_health_judgement():

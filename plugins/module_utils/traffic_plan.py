@@ -1,0 +1,285 @@
+# -*- coding: utf-8 -*-
+# Copyright: zdt.bluegreen developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure planning for blue/green traffic switching and draining. No Ansible import, no I/O.
+
+Servers come in as plain dicts ({name: {'admin_state': 'ready' | 'drain' | 'maint', 'weight': n}}); the
+one function that waits, wait_drained, is handed its session counts, clock and sleep. Carrying a plan
+out against HAProxy is traffic_apply's job.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import math
+import time
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import MAX_WEIGHT
+
+FULL_WEIGHT = 100   # per-server weight of the active color when it takes all the traffic (equal server counts)
+
+
+class SwitchError(ZdtError):
+    """Invalid switch arguments (nothing was changed)."""
+
+
+class GuardrailError(ZdtError):
+    """The switch would leave the backend unable to serve, or activate a color that fails its checks."""
+
+
+class DrainTimeout(ZdtError):
+    """Servers still had sessions at the deadline; ``counts`` is {server: (scur, qcur)}."""
+
+    def __init__(self, counts, waited):
+        self.counts = counts
+        self.waited = waited
+        busy = ', '.join('%s: %d current, %d queued' % (name, c[0], c[1]) for name, c in sorted(counts.items()) if c[0] or c[1])
+        super(DrainTimeout, self).__init__('servers still busy after %.1fs: %s' % (waited, busy))
+
+
+class ChangedError(ZdtError):
+    """A step failed after the task had already changed HAProxy: the module reports ``changed=True``.
+
+    ``cause`` is the original exception; ``previous`` and ``current`` are describe() views of the colors before the
+    task and as read back after the failure (None when unknown or not read); ``applied`` the actions that were made;
+    ``warnings`` those collected before the failure.
+    """
+
+    changed = True
+
+    def __init__(self, message, cause=None, previous=None, current=None, applied=None, warnings=None):
+        self.cause = cause
+        self.previous = previous
+        self.current = current
+        self.applied = list(applied or [])
+        self.warnings = list(warnings or [])
+        super(ChangedError, self).__init__(message)
+
+
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def _lcm(a, b):
+    return a * b // _gcd(a, b)
+
+
+def validate_colors(colors, active, weight, backend_servers=None):
+    """Check the arguments; return the name of the other color (None when there is none). Raises SwitchError."""
+    if not isinstance(colors, dict) or not colors:
+        raise SwitchError('colors must be a non-empty dict of color -> list of server names')
+    seen = {}
+    for color, servers in colors.items():
+        if not isinstance(servers, list) or not servers:
+            raise SwitchError('colors.%s must be a non-empty list of server names' % color)
+        for server in servers:
+            if server in seen:
+                raise SwitchError('server %s is listed in both colors %s and %s' % (server, seen[server], color))
+            seen[server] = color
+    if active not in colors:
+        raise SwitchError('active color %r is not one of the colors (%s)' % (active, ', '.join(sorted(colors))))
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 100:
+        raise SwitchError('weight must be an integer percentage between 1 and 100, got %r' % (weight,))
+    others = [c for c in colors if c != active]
+    if weight < 100 and len(others) != 1:
+        raise SwitchError('a canary (weight < 100) needs exactly two colors, got %d' % len(colors))
+    if backend_servers is not None:
+        missing = sorted(s for s in seen if s not in backend_servers)
+        if missing:
+            raise SwitchError('No such server in the backend: %s (it has: %s)' % (', '.join(missing), ', '.join(sorted(backend_servers))))
+    return others[0] if len(others) == 1 else None
+
+
+def derive_weights(active_count, other_count, weight):
+    """Per-server HAProxy weights (active, other) so that the active color gets ``weight`` % of the traffic
+    whatever the two colors' server counts. ``other`` is None when weight is 100 (the other color drains)."""
+    if weight >= 100 or not other_count:
+        return FULL_WEIGHT, None
+    lcm = _lcm(active_count, other_count)
+    w_active = weight * lcm // active_count
+    w_other = (100 - weight) * lcm // other_count
+    if max(w_active, w_other) > MAX_WEIGHT:
+        g = _gcd(w_active, w_other)
+        w_active, w_other = w_active // g, w_other // g
+    if max(w_active, w_other) > MAX_WEIGHT:
+        w_active, w_other = _best_fit(active_count, other_count, weight)
+    return w_active, w_other
+
+
+SHARE_TOLERANCE = 1.0   # percentage points a derived split may miss the asked share by
+
+
+def _share(w_active, active_count, w_other, other_count):
+    return 100.0 * w_active * active_count / (w_active * active_count + w_other * other_count)
+
+
+def _best_fit(active_count, other_count, weight):
+    """The weights in 1..256 whose share is closest to weight; SwitchError when none is within SHARE_TOLERANCE."""
+    ratio = float(100 - weight) * active_count / (float(weight) * other_count)
+    best = None
+    for w_active in range(1, MAX_WEIGHT + 1):
+        w_other = min(MAX_WEIGHT, max(1, int(round(w_active * ratio))))
+        error = abs(_share(w_active, active_count, w_other, other_count) - weight)
+        if best is None or error < best[0] - 1e-9:
+            best = (error, w_active, w_other)
+    if best[0] > SHARE_TOLERANCE:
+        raise SwitchError('a %d %% share for %d server(s) against %d cannot be expressed with HAProxy weights 1..%d '
+                          '(closest: %.1f %%)' % (weight, active_count, other_count, MAX_WEIGHT,
+                                                  _share(best[1], active_count, best[2], other_count)))
+    return best[1], best[2]
+
+
+def share_of(colors, servers):
+    """{color: summed weight of its ready servers}."""
+    shares = {}
+    for color, names in colors.items():
+        shares[color] = sum(servers[n]['weight'] for n in names if servers[n]['admin_state'] == 'ready')
+    return shares
+
+
+def describe(colors, servers, prefer=None):
+    """The colors' state as the modules report it, {active, weight, servers}: ``active`` is the color with the
+    larger share, ``weight`` its share in percent (0 with no ready server), ``servers`` the admin state and weight of
+    every server of the colors. servers: {name: {admin_state, weight}}."""
+    shares = share_of(colors, servers)
+    total = sum(shares.values())
+    if total <= 0:
+        active, weight = None, 0
+    else:
+        best = max(shares.values())
+        leaders = [c for c in colors if shares[c] == best]
+        active = prefer if prefer in leaders else sorted(leaders)[0]
+        weight = int(round(100.0 * shares[active] / total))
+    names = [n for c in colors for n in colors[c]]
+    return {'active': active, 'weight': weight,
+            'servers': dict((n, {'admin_state': servers[n]['admin_state'], 'weight': servers[n]['weight']}) for n in names)}
+
+
+def plan_swap(colors, active, weight, servers):
+    """Desired {server: {admin_state, weight}} and the ordered actions to get there.
+
+    servers: {name: {'admin_state', 'weight'}} (current). Actions are (server, 'weight', n) and (server, 'state', s):
+    servers that will take traffic are made ready first (weight before state), servers losing traffic change last,
+    so the backend never has fewer serving servers mid-switch than at either end.
+    """
+    other = validate_colors(colors, active, weight, servers)
+    w_active, w_other = derive_weights(len(colors[active]), len(colors[other]) if other else 0, weight)
+    desired = {}
+    for color, names in colors.items():
+        for name in names:
+            current = servers[name]
+            if color == active:
+                desired[name] = {'admin_state': 'ready', 'weight': w_active}
+            elif w_other is not None:
+                desired[name] = {'admin_state': 'ready', 'weight': w_other}
+            else:
+                # full switch: the old color drains; its weight is kept so a rollback finds it as it was
+                desired[name] = {'admin_state': 'drain', 'weight': current['weight']}
+    gaining, losing = [], []
+    for name in [n for c in colors for n in colors[c]]:
+        cur, want = servers[name], desired[name]
+        steps = []
+        if cur['weight'] != want['weight']:
+            steps.append((name, 'weight', want['weight']))
+        if cur['admin_state'] != want['admin_state']:
+            steps.append((name, 'state', want['admin_state']))
+        if not steps:
+            continue
+        gains = want['admin_state'] == 'ready' and (cur['admin_state'] != 'ready' or want['weight'] > cur['weight'])
+        (gaining if gains else losing).extend(steps)
+    return desired, gaining + losing
+
+
+def check_guardrails(colors, active, desired, health, force=False):
+    """Refuse a switch that would hurt.
+
+    health: {name: {'passing': bool, 'admin_state': str}} for every server of the backend (also those in no color).
+    Without force: every server of the active color must pass its checks.
+    Always (force or not): if some server is serving now (ready and passing), at least one must still be after the switch.
+    Returns a list of warnings (for what force let through).
+    """
+    warnings = []
+    failing = sorted(n for n in colors[active] if not health[n]['passing'])
+    if failing and not force:
+        raise GuardrailError('refusing to activate color %s: server(s) %s are down or failing health checks (use force to override)'
+                             % (active, ', '.join(failing)))
+    if failing:
+        warnings.append('force: activating color %s although %s fail(s) health checks' % (active, ', '.join(failing)))
+
+    def serving(state_of):
+        return sorted(n for n in health if state_of(n) == 'ready' and health[n]['passing'])
+
+    before = serving(lambda n: health[n]['admin_state'])
+    after = serving(lambda n: desired[n]['admin_state'] if n in desired else health[n]['admin_state'])
+    if before and not after:
+        raise GuardrailError('refusing the switch: it would leave the backend without a server that is both ready and passing '
+                             'health checks (serving now: %s)' % ', '.join(before))
+    if not after:
+        warnings.append('no server of the backend is ready and passing health checks')
+    return warnings
+
+
+def diff_states(before, after):
+    """Ansible diff dict from two describe() results."""
+    return {'before': before, 'after': after}
+
+
+# ---------------------------------------------------------------- draining
+
+def drain_actions(servers, names):
+    """Servers among names that must be put to drain first: those that are ready (maint ones stay maint)."""
+    return [n for n in names if servers[n]['admin_state'] == 'ready']
+
+
+def poll_schedule(timeout, interval):
+    """Offsets (s from the start) of the polls: one at 0, then every interval, the last one at the deadline.
+    The count is exact: ceil(timeout / interval) + 1 polls (a zero timeout polls once), computed on the integer
+    number of whole intervals so that float noise (0.9 / 0.3 = 3.0000000000000004) adds no poll."""
+    if interval <= 0:
+        raise SwitchError('interval must be > 0')
+    if timeout < 0:
+        raise SwitchError('timeout must be >= 0')
+    timeout = float(timeout)
+    whole = int(math.floor(timeout / interval + 1e-9))   # whole intervals that fit into the timeout
+    offsets = [k * interval for k in range(whole + 1)]
+    if timeout - whole * interval > 1e-9 * interval:
+        offsets.append(timeout)      # a partial last interval: one more poll, at the deadline
+    else:
+        offsets[-1] = timeout        # the last whole interval ends at the deadline
+    return offsets
+
+
+def wait_drained(get_counts, timeout, interval, clock=time.monotonic, sleep=time.sleep):
+    """Poll get_counts() -> {server: (scur, qcur)} until every server has 0 current and 0 queued sessions.
+
+    Polls follow poll_schedule(timeout, interval) against clock(). Returns (waited_seconds, counts, polls).
+    Raises DrainTimeout (with the last counts) when the deadline passes first.
+    """
+    start = clock()
+    polls = 0
+    counts = {}
+    for offset in poll_schedule(timeout, interval):
+        delay = start + offset - clock()
+        if delay > 0:
+            sleep(delay)
+        counts = get_counts()
+        polls += 1
+        if all(scur == 0 and qcur == 0 for scur, qcur in counts.values()):
+            return clock() - start, counts, polls
+    raise DrainTimeout(counts, clock() - start)
+
+
+def resolve_drain_servers(servers=None, colors=None, color=None):
+    """drain_wait's `servers` or `colors` + `color` -> list of names."""
+    if servers:
+        if colors or color:
+            raise SwitchError('give either servers or colors + color, not both')
+        return list(servers)
+    if not colors or not color:
+        raise SwitchError('give servers, or colors and color')
+    if color not in colors or not colors[color]:
+        raise SwitchError('color %r is not one of the colors (%s) or has no servers' % (color, ', '.join(sorted(colors))))
+    return list(colors[color])

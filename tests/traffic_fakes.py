@@ -1,0 +1,21 @@
+"""A fake clock and the small color/server data shared by the traffic_plan and traffic_apply unit tests."""
+
+
+def srv(admin='ready', weight=100):
+    return {'admin_state': admin, 'weight': weight}
+
+
+COLORS = {'blue': ['blue1'], 'green': ['green1']}
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+        self.sleeps = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds

@@ -1,0 +1,171 @@
+"""Unit tests for the pure switch/drain planning (traffic_plan)."""
+import math
+
+import pytest
+
+from ansible_collections.zdt.bluegreen.plugins.module_utils import traffic_plan as tp
+from traffic_fakes import COLORS, FakeClock, srv
+
+
+def share(weights_a, count_a, weights_o, count_o):
+    return 100.0 * weights_a * count_a / (weights_a * count_a + weights_o * count_o)
+
+
+# ---------------------------------------------------------------- weights
+
+@pytest.mark.parametrize('n_active', [1, 2, 3, 5, 7])
+@pytest.mark.parametrize('n_other', [1, 2, 3, 4, 9])
+@pytest.mark.parametrize('weight', [1, 5, 10, 25, 33, 50, 75, 90, 99])
+def test_derived_weights_hold_the_share_whatever_the_counts(n_active, n_other, weight):
+    feasible = any(abs(share(a, n_active, o, n_other) - weight) <= 1.0 for a in range(1, 257) for o in range(1, 257))
+    if not feasible:   # e.g. 1 % on 7 servers against 1: needs a per-server ratio beyond 256:1
+        with pytest.raises(tp.SwitchError, match='cannot be expressed'):
+            tp.derive_weights(n_active, n_other, weight)
+        return
+    w_a, w_o = tp.derive_weights(n_active, n_other, weight)
+    assert 1 <= w_a <= 256 and 1 <= w_o <= 256
+    # exact when the integer weights fit; within 1 percentage point when they had to be fitted
+    assert abs(share(w_a, n_active, w_o, n_other) - weight) <= 1.0
+
+
+def test_derived_weights_are_readable_for_equal_counts():
+    assert tp.derive_weights(1, 1, 10) == (10, 90)
+    assert tp.derive_weights(2, 2, 25) == (25, 75)
+    assert tp.derive_weights(1, 2, 10) == (20, 90)     # green1 gets 20/200 = 10 %
+
+
+def test_full_weight_drains_the_other_color():
+    assert tp.derive_weights(2, 3, 100) == (100, None)
+
+
+def test_plan_full_switch_orders_gaining_before_losing():
+    servers = {'blue1': srv('ready', 100), 'green1': srv('drain', 100)}
+    desired, actions = tp.plan_swap(COLORS, 'green', 100, servers)
+    assert desired == {'green1': srv('ready', 100), 'blue1': srv('drain', 100)}
+    assert actions == [('green1', 'state', 'ready'), ('blue1', 'state', 'drain')]
+
+
+def test_plan_canary_sets_weights_before_ready_and_keeps_other_ready():
+    servers = {'blue1': srv('ready', 100), 'green1': srv('maint', 100)}
+    desired, actions = tp.plan_swap(COLORS, 'green', 10, servers)
+    assert desired == {'green1': srv('ready', 10), 'blue1': srv('ready', 90)}
+    assert actions == [('green1', 'weight', 10), ('green1', 'state', 'ready'), ('blue1', 'weight', 90)]
+
+
+def test_plan_idempotent():
+    servers = {'blue1': srv('drain', 37), 'green1': srv('ready', 100)}
+    desired, actions = tp.plan_swap(COLORS, 'green', 100, servers)
+    assert actions == []
+    assert desired['blue1'] == srv('drain', 37)   # a drained server keeps its weight
+
+
+def test_describe_reports_larger_share_as_active():
+    assert tp.describe(COLORS, {'blue1': srv('ready', 90), 'green1': srv('ready', 10)}) == {
+        'active': 'blue', 'weight': 90, 'servers': {'blue1': srv('ready', 90), 'green1': srv('ready', 10)}}
+    assert tp.describe(COLORS, {'blue1': srv('drain', 90), 'green1': srv('ready', 10)})['active'] == 'green'
+    assert tp.describe(COLORS, {'blue1': srv('drain'), 'green1': srv('maint')})['active'] is None
+    tie = {'blue1': srv('ready', 50), 'green1': srv('ready', 50)}
+    assert tp.describe(COLORS, tie, prefer='green')['active'] == 'green'
+    assert tp.describe(COLORS, tie)['weight'] == 50
+
+
+@pytest.mark.parametrize('colors,active,weight,match', [
+    ({}, 'blue', 100, 'non-empty'),
+    ({'blue': ['blue1'], 'green': []}, 'blue', 100, 'colors.green'),
+    ({'blue': ['blue1'], 'green': ['blue1']}, 'blue', 100, 'both colors'),
+    (COLORS, 'red', 100, 'not one of the colors'),
+    (COLORS, 'blue', 0, 'between 1 and 100'),
+    (COLORS, 'blue', 101, 'between 1 and 100'),
+    ({'blue': ['blue1']}, 'blue', 50, 'exactly two colors'),
+    ({'blue': ['blue1'], 'green': ['green9']}, 'blue', 100, 'No such server in the backend: green9'),
+])
+def test_validation(colors, active, weight, match):
+    with pytest.raises(tp.SwitchError, match=match):
+        tp.validate_colors(colors, active, weight, {'blue1': {}, 'green1': {}})
+
+
+# ---------------------------------------------------------------- guardrails
+
+def health(**kw):
+    return dict((name, {'passing': passing, 'admin_state': admin}) for name, (passing, admin) in kw.items())
+
+
+def test_guardrail_refuses_a_down_color_without_force():
+    h = health(blue1=(True, 'ready'), green1=(False, 'drain'))
+    desired = {'green1': srv('ready'), 'blue1': srv('drain')}
+    with pytest.raises(tp.GuardrailError, match='green1 are down'):
+        tp.check_guardrails(COLORS, 'green', desired, h)
+
+
+def test_guardrail_never_takes_the_last_serving_server_even_with_force():
+    h = health(blue1=(True, 'ready'), green1=(False, 'drain'))
+    desired = {'green1': srv('ready'), 'blue1': srv('drain')}
+    with pytest.raises(tp.GuardrailError, match='without a server that is both ready and passing'):
+        tp.check_guardrails(COLORS, 'green', desired, h, force=True)
+
+
+def test_force_canary_on_a_down_color_is_allowed_while_the_other_serves():
+    h = health(blue1=(True, 'ready'), green1=(False, 'drain'))
+    desired = {'green1': srv('ready', 10), 'blue1': srv('ready', 90)}
+    warnings = tp.check_guardrails(COLORS, 'green', desired, h, force=True)
+    assert any('force' in w for w in warnings)
+
+
+def test_force_when_nothing_serves_already():
+    h = health(blue1=(False, 'ready'), green1=(False, 'drain'))
+    desired = {'green1': srv('ready'), 'blue1': srv('drain')}
+    with pytest.raises(tp.GuardrailError):
+        tp.check_guardrails(COLORS, 'green', desired, h)
+    assert tp.check_guardrails(COLORS, 'green', desired, h, force=True)
+
+
+def test_server_outside_the_colors_counts_as_serving():
+    h = health(blue1=(True, 'ready'), green1=(False, 'drain'), spare=(True, 'ready'))
+    desired = {'green1': srv('ready'), 'blue1': srv('drain')}
+    tp.check_guardrails(COLORS, 'green', desired, h, force=True)
+
+
+# ---------------------------------------------------------------- drain polling
+
+@pytest.mark.parametrize('timeout,interval,polls', [
+    (3, 1, 4), (2.5, 1, 4), (0, 1, 1), (10, 3, 5), (1, 0.25, 5),
+    # float timeouts and intervals: no extra poll from float noise (0.9 / 0.3 == 3.0000000000000004, 3 * 0.3 < 0.9)
+    (0.9, 0.3, 4), (0.3, 0.1, 4), (0.7, 0.1, 8), (0.6, 0.2, 4), (1.0, 0.1, 11), (2.1, 0.7, 4), (0.35, 0.1, 5),
+    (0.5, 0.2, 4), (300, 0.1, 3001), (0.05, 0.2, 2),
+])
+def test_poll_count_is_exact(timeout, interval, polls):
+    clock = FakeClock()
+    calls = []
+
+    def counts():
+        calls.append(clock.now)
+        return {'blue1': (1, 0)}
+    with pytest.raises(tp.DrainTimeout) as err:
+        tp.wait_drained(counts, timeout, interval, clock=clock.clock, sleep=clock.sleep)
+    assert len(calls) == polls
+    assert calls[0] == 100.0 and calls[-1] == pytest.approx(100.0 + timeout)   # first at once, last at the deadline
+    assert err.value.counts == {'blue1': (1, 0)}
+    assert 'blue1: 1 current, 0 queued' in str(err.value)
+
+
+@pytest.mark.parametrize('timeout,interval', [(0.9, 0.3), (0.3, 0.1), (0.7, 0.1), (2.5, 1), (0.35, 0.1), (7.7, 1.1), (1e-3, 1e-4)])
+def test_poll_schedule_ends_exactly_at_the_deadline_with_steps_of_at_most_interval(timeout, interval):
+    offsets = tp.poll_schedule(timeout, interval)
+    assert offsets[0] == 0 and offsets[-1] == timeout
+    assert len(offsets) == int(round(math.ceil(round(timeout / interval, 6)))) + 1
+    steps = [b - a for a, b in zip(offsets, offsets[1:])]
+    assert all(0 < step <= interval * (1 + 1e-9) for step in steps), steps
+
+
+def test_wait_drained_returns_when_scur_and_qcur_reach_zero():
+    clock = FakeClock()
+    seq = iter([{'a': (2, 0), 'b': (0, 0)}, {'a': (0, 1), 'b': (0, 0)}, {'a': (0, 0), 'b': (0, 0)}])
+    waited, counts, polls = tp.wait_drained(lambda: next(seq), 10, 1, clock=clock.clock, sleep=clock.sleep)
+    assert polls == 3 and waited == 2.0 and counts['a'] == (0, 0)
+
+
+def test_resolve_drain_servers():
+    assert tp.resolve_drain_servers(['a']) == ['a']
+    assert tp.resolve_drain_servers(None, COLORS, 'blue') == ['blue1']
+    with pytest.raises(tp.SwitchError):
+        tp.resolve_drain_servers(None, COLORS, 'red')
