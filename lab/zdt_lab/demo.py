@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """`make demo`: the whole blue/green upgrade under load on a local sandbox, then a report.
 
 Starts a fresh sandbox (the seed's ports 8000/8001/8002 when free), deploys v1 with site.yml,
-loads sample users, runs upgrade.yml while tools/loadgen.py sends reads and writes through
+loads sample users, runs upgrade.yml while the load generator (loadgen) sends reads and writes through
 HAProxy, verifies every acknowledged write against the final database, stops everything and
 prints a report (also written as HTML with a chart).  Exits non-zero when a request failed or
 a write was lost.  When a step fails (a playbook, the seed), the report is still produced from
@@ -19,12 +18,8 @@ import subprocess
 import sys
 import time
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(TOOLS)
-sys.path.insert(0, TOOLS)
-
-import loadgen  # noqa: E402  pylint: disable=wrong-import-position
-from sandbox import Sandbox, SandboxError  # noqa: E402  pylint: disable=wrong-import-position
+from zdt_lab import REPO_ROOT, loadgen
+from zdt_lab.sandbox import Sandbox, SandboxError
 
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'sandbox')
 DATABASE = 'app'  # passed to the playbooks as zdt_db_name

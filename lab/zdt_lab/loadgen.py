@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Load generator and lost-write verifier for the zdt.bluegreen sample service.
 
 ``run`` sends reads and writes through a URL (normally the HAProxy frontend) at a steady, bounded

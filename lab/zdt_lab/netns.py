@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Network namespaces as test hosts for the multihost molecule scenario.
 
 Each host is a namespace with its own loopback and an `eth0` on a private /24; the hosts meet

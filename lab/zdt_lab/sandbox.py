@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Local sandbox stack shared by the tests, the molecule scenarios and the demo.
 
 Private MariaDB (own datadir, port, socket), HAProxy in master-worker mode and
@@ -22,17 +21,17 @@ import subprocess
 import sys
 import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The collection's own HAProxy runtime client does the reloads and state dumps (one place for them).
+from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime
+
+from zdt_lab import REPO_ROOT
+
 DEFAULT_ROOT = os.environ.get('ZDT_SANDBOX_DIR', os.path.join(REPO_ROOT, '.sandbox'))
 
 # The seed's ports; used when free, others otherwise.  ZDT_PORT_<NAME> overrides one.
 PREFERRED_PORTS = {'mariadb': 13306, 'lb': 8000, 'blue': 8001, 'green': 8002}
 
 APP_USER = 'zdt'
-
-# The collection's own HAProxy runtime client does the reloads and state dumps (one place for them).
-sys.path.insert(0, os.path.join(REPO_ROOT, '.collections'))
-from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime  # noqa: E402  pylint: disable=wrong-import-position
 
 
 class SandboxError(Exception):
