@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr
-from unix_socket_server import UnixSocketServer
+from zdt_lab.unix_socket_server import UnixSocketServer
 
 STATE_HEADER = ('# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight '
                 'srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state '
