@@ -15,7 +15,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import time
 from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime
 
 from zdt_lab import REPO_ROOT
+# Pid files and the process start-time check are the collection's supervisor's: one implementation of them.
+from zdt_lab.supervisor import zdt_supervise
 
 DEFAULT_ROOT = os.environ.get('ZDT_SANDBOX_DIR', os.path.join(REPO_ROOT, '.sandbox'))
 
@@ -44,31 +45,9 @@ class PortInUse(SandboxError):
 
 # ---------------------------------------------------------------- processes
 
-def _proc_start_time(pid):
-    """Kernel start time of a pid (clock ticks since boot), None when it is gone."""
-    try:
-        with open('/proc/%d/stat' % pid, 'r', encoding='ascii', errors='replace') as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    # Field 22; the command name (field 2) may contain spaces, so split after ')'.
-    fields = stat.rsplit(')', 1)[1].split()
-    if fields[0] == 'Z' and not _other_threads_alive(pid):
-        return None
-    return int(fields[19])
-
-
-def _other_threads_alive(pid):
-    """A zombie thread-group leader whose other threads still exit holds the process's files (its ports)."""
-    try:
-        return len(os.listdir('/proc/%d/task' % pid)) > 1
-    except OSError:
-        return False
-
-
 def pid_alive(pid):
     """True while any thread of pid still runs (a zombie whose threads are all gone is not alive)."""
-    return _proc_start_time(pid) is not None
+    return zdt_supervise.start_time_of(pid) is not None
 
 
 def port_is_free(port, host='127.0.0.1'):
@@ -102,74 +81,31 @@ def free_port():
 
 
 class PidFile:
-    """A pid file holding {pid, start_time, argv}; alive only if both still match."""
+    """A pid file holding {pid, start_time, argv}; alive only if both still match (the supervisor's records)."""
 
     def __init__(self, path):
         self.path = path
 
-    def read(self):
-        try:
-            with open(self.path, 'r', encoding='utf-8') as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
-            return None
-
     def write(self, pid, argv):
-        record = {'pid': pid, 'start_time': _proc_start_time(pid), 'argv': list(argv)}
-        tmp = self.path + '.tmp'
-        with open(tmp, 'w', encoding='utf-8') as handle:
-            json.dump(record, handle)
-        os.replace(tmp, self.path)
+        zdt_supervise.write_record(self.path, {'pid': pid, 'start_time': zdt_supervise.start_time_of(pid), 'argv': list(argv)})
+
+    def live_record(self):
+        """The record while its process runs; None when it is gone or the pid was reused by another process."""
+        return zdt_supervise.live_record(self.path)
 
     def live_pid(self):
-        record = self.read()
-        if not record:
-            return None
-        pid = record.get('pid')
-        if not isinstance(pid, int) or _proc_start_time(pid) is None:
-            return None
-        if _proc_start_time(pid) != record.get('start_time'):
-            return None  # the pid was reused by another process
-        return pid
+        record = self.live_record()
+        return record['pid'] if record else None
 
     def is_stale(self):
         return os.path.exists(self.path) and self.live_pid() is None
 
     def remove(self):
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-
-def _terminate(pid, timeout, sig=signal.SIGTERM):
-    """Signal pid, wait up to timeout, then SIGKILL; True once it is gone."""
-    start = _proc_start_time(pid)
-    if start is None:
-        return True
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if _proc_start_time(pid) != start:
-            return True
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
-    for _attempt in range(100):
-        _reap(pid)
-        if _proc_start_time(pid) != start:
-            return True
-        time.sleep(0.05)
-    return False
+        zdt_supervise.remove(self.path)
 
 
 def _reap(pid):
+    """Collect the exit status of a child of this process (the tests start the services themselves)."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
@@ -225,9 +161,14 @@ class Process:
         raise SandboxError('%s did not become ready within %ss; see %s:\n%s' % (self.name, timeout, self.log_path, self.tail_log()))
 
     def stop(self, timeout=10):
-        pid = self.pid
-        if pid is not None and not _terminate(pid, timeout):
-            raise SandboxError('%s (pid %d) did not stop' % (self.name, pid))
+        """SIGTERM, wait up to timeout, then SIGKILL (the supervisor's stop)."""
+        record = self.pidfile.live_record()
+        if record is not None:
+            try:
+                zdt_supervise.terminate(record, timeout)
+            except RuntimeError as exc:
+                raise SandboxError('%s (pid %d) did not stop: %s' % (self.name, record['pid'], exc))
+            _reap(record['pid'])
         self.pidfile.remove()
 
     def tail_log(self, lines=20):
