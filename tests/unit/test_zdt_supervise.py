@@ -154,4 +154,3 @@ def test_terminate_kills_what_ignores_sigterm(children):
     record = {'pid': proc.pid, 'start_time': zdt_supervise.start_time_of(proc.pid)}
     assert zdt_supervise.terminate(record, 0.3) == 'SIGKILL'
     assert proc.wait(5) == -signal.SIGKILL
-

@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Pid-file supervisor for hosts without systemd (self-contained, standard library only).
 
-    zdt_supervise.py start  --pidfile P --log L [--cwd D] [--env-file F] [--port N] [--timeout S] -- argv...
+    zdt_supervise.py start  --pidfile P --log L [--cwd D] [--env-file F] [--port N] [--host H] [--timeout S] -- argv...
     zdt_supervise.py stop   --pidfile P [--timeout S]
     zdt_supervise.py status --pidfile P
 
 The pid file is JSON {pid, start_time, argv, env_sha}: start_time is the kernel start time of the
 process (field 22 of /proc/PID/stat), so a stale file whose pid was reused is never taken for the
-service; a zombie thread-group leader whose other threads still run counts as running.  ``start`` is idempotent: the same argv and environment already running reports
-changed=false; a different one is stopped first.  ``stop`` sends SIGTERM, waits, then SIGKILL.
+service; a zombie thread-group leader whose other threads still run counts as running.  ``start``
+is idempotent: the same argv and environment already running reports changed=false; a different
+one is stopped first.  ``stop`` sends SIGTERM, waits, then SIGKILL.
 Every command prints one JSON object: {changed, running, pid, ...}.
 """
 import argparse
