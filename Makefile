@@ -34,7 +34,16 @@ $(COLLECTION_LINK):
 	@mkdir -p $(dir $@)
 	@ln -sfn ../../.. $@
 
-bootstrap: $(CACHE)/apt.stamp $(VENV)/.stamp $(COLLECTION_LINK)
+# lab/ (the zdt_lab package) and .collections/ (the collection) on sys.path of every process of the venv's
+# python, in network namespaces too: a .pth file in its site-packages, with paths relative to it (the venv
+# lives in this checkout, so a moved checkout keeps working). Nothing to build or download.
+$(VENV)/.pth.stamp: $(VENV)/.stamp Makefile
+	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	rel=$$(realpath --relative-to="$$site" .); \
+	printf '%s\n' "$$rel/lab" "$$rel/.collections" > "$$site/zdt_bluegreen_lab.pth"
+	@touch $@
+
+bootstrap: $(CACHE)/apt.stamp $(VENV)/.stamp $(VENV)/.pth.stamp $(COLLECTION_LINK)
 
 # ---- the demo ----
 demo: bootstrap
@@ -67,9 +76,9 @@ build: bootstrap
 	@mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
 
-# The artifact holds the collection, never test debris, venvs or sandbox state.
+# The artifact holds the collection, never test debris, the lab package, venvs or sandbox state.
 build-check: build
-	@if tar tzf build/zdt-bluegreen-*.tar.gz | grep -E '(__pycache__|\.pyc$$|^\.(sandbox|venv|cache|collections|ansible)/|^report/|^build/|tests/output)'; then \
+	@if tar tzf build/zdt-bluegreen-*.tar.gz | grep -E '(__pycache__|\.pyc$$|^\.(sandbox|venv|cache|collections|ansible)/|^lab/|^report/|^build/|tests/output)'; then \
 	  echo "build-check: debris in the collection artifact (see above)"; exit 1; \
 	else echo "build-check: artifact clean"; fi
 

@@ -37,24 +37,19 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, '.collections'))
-sys.path.insert(0, os.path.join(REPO, 'tools'))
+import pymysql
+from zdt_lab import REPO_ROOT
+from zdt_lab.sandbox import Sandbox
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_runner import sync_absent, sync_present
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_inspect import inspect_all
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_verify import Verifier
+from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_backfill as backfill_mod
 
-import pymysql  # noqa: E402
-from sandbox import Sandbox  # noqa: E402
-from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration  # noqa: E402
-from ansible_collections.zdt.bluegreen.plugins.module_utils.trigger_sync import sync_absent, sync_present  # noqa: E402
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_triggers import inspect_all  # noqa: E402
-from ansible_collections.zdt.bluegreen.plugins.module_utils.verify_sync import Verifier  # noqa: E402
-from ansible_collections.zdt.bluegreen.plugins.module_utils import backfill as backfill_mod  # noqa: E402
-
-MIGRATION = os.path.join(REPO, 'sample', 'migrations', '002_addresses.yml')
+MIGRATION = os.path.join(REPO_ROOT, 'sample', 'migrations', '002_addresses.yml')
 DB = 'bench_backfill'
 
 

@@ -28,14 +28,11 @@ import tempfile
 import threading
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, 'tools'))
-sys.path.insert(0, os.path.join(REPO, '.collections'))
+from zdt_lab import REPO_ROOT
+from zdt_lab.sandbox import Sandbox, free_port, port_accepts
+from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr
 
-from sandbox import Sandbox, free_port, port_accepts  # noqa: E402
-from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr  # noqa: E402
-
-BACKEND = os.path.join(REPO, 'tests', 'integration', 'http_backend.py')
+BACKEND = [sys.executable, '-m', 'zdt_lab.http_backend']   # PORT VERSION
 COLORS = {'blue': ['blue1'], 'green': ['green1']}
 
 PLAIN_CFG = """\
@@ -69,9 +66,9 @@ def run_module(name, args):
     with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
         json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
         path = handle.name
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, '.collections'))
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO_ROOT, '.collections'))
     try:
-        out = subprocess.run([sys.executable, os.path.join(REPO, 'plugins', 'modules', name + '.py'), path],
+        out = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'plugins', 'modules', name + '.py'), path],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120, check=False).stdout.decode()
     finally:
         os.unlink(path)
@@ -141,7 +138,7 @@ class Bench:
     # ---- setup / teardown
     def start(self):
         for name, port, version in (('bench-blue', self.blue, '1'), ('bench-green', self.green, '2')):
-            self.sb.process(name).start([sys.executable, BACKEND, str(port), version], port=port)
+            self.sb.process(name).start(BACKEND + [str(port), version], port=port)
         self.hp.start(self.hp.render_config(backends={'app': [('blue1', self.blue), ('green1', self.green)]}))
         with open(self.plain_cfg, 'w') as handle:
             handle.write(PLAIN_CFG.format(pidfile=self.plain_pidfile, sock=os.path.join(self.plain_dir, 'admin.sock'),

@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from sandbox import Sandbox
+from zdt_lab.lb import LB
+from zdt_lab.sandbox import Sandbox
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,6 +23,17 @@ def sandbox():
         yield stack
     finally:
         stack.stop_all()
+
+
+@pytest.fixture(scope='module')
+def lb(sandbox):
+    """The sandbox HAProxy over two Python backends (blue: version 1, green: version 2), per test module."""
+    balancer = LB(sandbox)
+    balancer.start()
+    try:
+        yield balancer
+    finally:
+        balancer.stop()
 
 
 @pytest.fixture(scope='session')

@@ -1,28 +1,13 @@
 """drain_wait against a real HAProxy 2.6 from the sandbox with long-lived requests in flight."""
-import os
 import socket
-import sys
 import threading
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from test_haproxy_swap import LB  # noqa: E402  pylint: disable=wrong-import-position
-from unix_socket_server import UnixSocketServer  # noqa: E402  pylint: disable=wrong-import-position
+from zdt_lab.unix_socket_server import UnixSocketServer
 
 COLORS = {'blue': ['blue1'], 'green': ['green1']}
-
-
-@pytest.fixture(scope='module')
-def lb(sandbox):
-    balancer = LB(sandbox)
-    balancer.start()
-    try:
-        yield balancer
-    finally:
-        balancer.stop()
 
 
 def blue_only(lb):

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from sandbox import Sandbox
+from zdt_lab.sandbox import Sandbox
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-import loadgen
-from sandbox import free_port, port_accepts
+from zdt_lab import loadgen
+from zdt_lab.sandbox import free_port, port_accepts
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RELEASES = os.path.join(REPO, 'sample', 'service', 'releases')

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sandbox import PidFile, PortInUse, Sandbox, pid_alive, port_accepts, port_is_free
+from zdt_lab.sandbox import PidFile, PortInUse, Sandbox, pid_alive, port_accepts, port_is_free
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Fixtures of the unit tests: fake HAProxy CLIs, and the SyncPlans of the seed's cross-table entry and of a same-table entry."""
 import pytest
 
-from fake_haproxy_cli import FakeCLI
+from zdt_lab.fake_haproxy_cli import FakeCLI
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import SyncSpec
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_plan import SyncPlan

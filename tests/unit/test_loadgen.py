@@ -1,10 +1,10 @@
-"""Unit tests of tools/loadgen.py: recording, scheduling, and the lost-write verifier (on SQLite in both shapes)."""
+"""Unit tests of zdt_lab.loadgen (tools/loadgen.py): recording, scheduling, and the lost-write verifier (on SQLite in both shapes)."""
 import json
 import sqlite3
 
 import pytest
 
-import loadgen
+from zdt_lab import loadgen
 
 
 def state(name, email='e@x', line1=None, line2=None):

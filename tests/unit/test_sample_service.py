@@ -1,20 +1,14 @@
 """Unit tests of the sample service's pure parts: configuration, retry wrapper, pool, validation, routing."""
 import json
-import os
-import sys
 
 import pymysql
 import pytest
 
-COMMON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'sample', 'service', 'common')
-if COMMON not in sys.path:
-    sys.path.insert(0, COMMON)
-
-# pylint: disable=wrong-import-position,import-error
-from zdt_sample import db as dbmod  # noqa: E402
-from zdt_sample.config import Config, ConfigError  # noqa: E402
-from zdt_sample.server import HTTPError, Request, Service, error_response, json_response  # noqa: E402
-from zdt_sample.users import page_args, parse_id, user_json, validate_address, validate_user  # noqa: E402
+# zdt_sample: sample/service/common, on pytest's path by pytest.ini.
+from zdt_sample import db as dbmod
+from zdt_sample.config import Config, ConfigError
+from zdt_sample.server import HTTPError, Request, Service, error_response, json_response
+from zdt_sample.users import page_args, parse_id, user_json, validate_address, validate_user
 
 
 # ---------------------------------------------------------------- configuration

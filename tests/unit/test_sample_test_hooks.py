@@ -1,19 +1,13 @@
 """The sample service's test-only fault switch: GET /test/check fails after N served requests (APP_TEST_HOOKS=1)."""
 import http.client
 import json
-import os
-import sys
 import threading
 
 import pytest
 
-COMMON = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'sample', 'service', 'common')
-if COMMON not in sys.path:
-    sys.path.insert(0, COMMON)
-
-# pylint: disable=wrong-import-position,import-error
-from zdt_sample.config import Config, ConfigError  # noqa: E402
-from zdt_sample.server import Request, Server, Service, json_response  # noqa: E402
+# zdt_sample: sample/service/common, on pytest's path by pytest.ini.
+from zdt_sample.config import Config, ConfigError
+from zdt_sample.server import Request, Server, Service, json_response
 
 
 class EchoService(Service):

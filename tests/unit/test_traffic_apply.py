@@ -7,7 +7,7 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_master impor
 from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import (
     HAProxyCommandError, HAProxyConnectionError, HAProxyError, Server,
 )
-from traffic_fakes import COLORS, FakeClock, srv
+from zdt_lab.traffic_fakes import COLORS, FakeClock, srv
 
 
 # ---------------------------------------------------------------- orchestration against an in-memory HAProxy

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import traffic_plan as tp
-from traffic_fakes import COLORS, FakeClock, srv
+from zdt_lab.traffic_fakes import COLORS, FakeClock, srv
 
 
 def share(weights_a, count_a, weights_o, count_o):

@@ -7,16 +7,13 @@ import socket
 import subprocess
 import sys
 
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))
-
-import zdt_checks  # noqa: E402  pylint: disable=wrong-import-position
+from zdt_lab import checks
 
 testinfra_hosts = ['localhost']
 
 EPHEMERAL = os.environ['MOLECULE_EPHEMERAL_DIRECTORY']
-HOSTS_DIR = os.path.join(zdt_checks.SANDBOX, 'hosts')
-zdt_checks.DB_SOCKET = os.path.join(HOSTS_DIR, 'db', 'mariadb', 'mysqld.sock')
+HOSTS_DIR = os.path.join(checks.SANDBOX, 'hosts')
+checks.DB_SOCKET = os.path.join(HOSTS_DIR, 'db', 'mariadb', 'mysqld.sock')
 APP_PORT = 8080
 LB_PORT = 8000
 
@@ -96,7 +93,7 @@ def test_every_app_host_served_through_the_load_balancer():
     app hosts' namespace addresses, and each host of a color took its share of the load."""
     hosts = plan()
     stats = haproxy_stats()
-    reports = zdt_checks.load_reports()
+    reports = checks.load_reports()
     for name in ('blue1', 'blue2', 'green1', 'green2'):
         assert stats[name]['addr'] == '%s:%d' % (hosts[name]['address'], APP_PORT), stats[name]
         assert int(stats[name]['hrsp_2xx']) > 0, stats[name]
@@ -109,21 +106,21 @@ def test_every_app_host_served_through_the_load_balancer():
 def test_apps_reach_the_database_over_the_db_namespace_address():
     db_address = plan()['db']['address']
     sql = "SELECT SUBSTRING_INDEX(host, ':', 1) FROM information_schema.processlist WHERE user = 'zdt'"
-    clients = {row[0] for row in zdt_checks.db_query(sql)}
+    clients = {row[0] for row in checks.db_query(sql)}
     assert {plan()[name]['address'] for name in ('green1', 'green2')} <= clients
     assert db_address not in clients
 
 
 def test_schema_is_contracted():
-    assert 'address_line_1' not in zdt_checks.columns('users')
-    assert zdt_checks.columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
-    indexes = {row[2] for row in zdt_checks.db_query('SHOW INDEX FROM addresses')}
+    assert 'address_line_1' not in checks.columns('users')
+    assert checks.columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
+    indexes = {row[2] for row in checks.db_query('SHOW INDEX FROM addresses')}
     assert 'addresses_user' in indexes and 'addresses_user_id' not in indexes
 
 
 def test_no_sync_trigger_is_left():
-    assert zdt_checks.zdt_triggers() == ()
+    assert checks.zdt_triggers() == ()
 
 
 def test_no_failed_request_and_no_lost_write():
-    zdt_checks.assert_upgrade_reports_clean()
+    checks.assert_upgrade_reports_clean()

@@ -1,22 +1,19 @@
 """After upgrade.yml was SIGKILLed mid-backfill and right after the switch, then rerun: v2 serves, nothing lost."""
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))
-
-import zdt_checks  # noqa: E402  pylint: disable=wrong-import-position
+from zdt_lab import checks
 
 testinfra_hosts = ['localhost']
 
 
 def _json(name):
-    with open(os.path.join(zdt_checks.SANDBOX, name), encoding='utf-8') as handle:
+    with open(os.path.join(checks.SANDBOX, name), encoding='utf-8') as handle:
         return json.load(handle)
 
 
 def _timeline(name):
-    with open(os.path.join(zdt_checks.SANDBOX, name), encoding='utf-8') as handle:
+    with open(os.path.join(checks.SANDBOX, name), encoding='utf-8') as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
@@ -48,18 +45,18 @@ def test_second_run_resumed_the_backfill_and_was_killed_after_the_switch():
 
 def test_v2_serves_through_the_load_balancer():
     for _request in range(10):
-        status, version, _body = zdt_checks.get(zdt_checks.ports()['lb'])
+        status, version, _body = checks.get(checks.ports()['lb'])
         assert (status, version) == (200, '2')
 
 
 def test_old_color_is_stopped():
-    assert not zdt_checks.accepts(zdt_checks.ports()['blue'])
+    assert not checks.accepts(checks.ports()['blue'])
 
 
 def test_schema_is_contracted_and_no_sync_trigger_is_left():
-    assert 'address_line_1' not in zdt_checks.columns('users')
-    assert zdt_checks.columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
-    assert zdt_checks.zdt_triggers() == ()
+    assert 'address_line_1' not in checks.columns('users')
+    assert checks.columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
+    assert checks.zdt_triggers() == ()
 
 
 def test_the_resumed_backfill_verified_every_row():
@@ -71,4 +68,4 @@ def test_the_resumed_backfill_verified_every_row():
 
 
 def test_no_failed_request_and_no_lost_write():
-    zdt_checks.assert_upgrade_reports_clean()
+    checks.assert_upgrade_reports_clean()

@@ -1,17 +1,14 @@
 """After a v2 that failed its canary smoke check: rolled back to v1, v2 stopped, nothing lost, 0 failed requests."""
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))
-
-import zdt_checks  # noqa: E402  pylint: disable=wrong-import-position
+from zdt_lab import checks
 
 testinfra_hosts = ['localhost']
 
 
 def _upgrade_log():
-    with open(os.path.join(zdt_checks.SANDBOX, 'upgrade-rollback.log'), encoding='utf-8') as handle:
+    with open(os.path.join(checks.SANDBOX, 'upgrade-rollback.log'), encoding='utf-8') as handle:
         return handle.read()
 
 
@@ -23,7 +20,7 @@ def test_the_upgrade_failed_and_rolled_itself_back():
 
 
 def test_v2_took_canary_traffic_before_the_failed_check():
-    with open(os.path.join(zdt_checks.SANDBOX, 'upgrade-rollback.timeline'), encoding='utf-8') as handle:
+    with open(os.path.join(checks.SANDBOX, 'upgrade-rollback.timeline'), encoding='utf-8') as handle:
         events = [json.loads(line) for line in handle if line.strip()]
     started = [str(event.get('task')) for event in events if event.get('event') == 'task_start']
     switched = [i for i, name in enumerate(started) if 'Give the active color its share' in name]
@@ -36,25 +33,25 @@ def test_v2_took_canary_traffic_before_the_failed_check():
 
 def test_v1_serves_through_the_load_balancer():
     for _request in range(10):
-        status, version, _body = zdt_checks.get(zdt_checks.ports()['lb'])
+        status, version, _body = checks.get(checks.ports()['lb'])
         assert (status, version) == (200, '1')
-    status, version, _body = zdt_checks.get(zdt_checks.ports()['lb'], '/api/users?limit=5')
+    status, version, _body = checks.get(checks.ports()['lb'], '/api/users?limit=5')
     assert (status, version) == (200, '1')
 
 
 def test_v1_runs_and_v2_is_stopped():
-    assert zdt_checks.get(zdt_checks.ports()['blue'])[:2] == (200, '1')
-    assert not zdt_checks.accepts(zdt_checks.ports()['green'])
+    assert checks.get(checks.ports()['blue'])[:2] == (200, '1')
+    assert not checks.accepts(checks.ports()['green'])
 
 
 def test_expanded_schema_and_sync_triggers_stay():
-    assert {'address_line_1', 'address_line_2'} <= set(zdt_checks.columns('users'))
-    assert zdt_checks.columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
-    assert len(zdt_checks.zdt_triggers()) > 0
+    assert {'address_line_1', 'address_line_2'} <= set(checks.columns('users'))
+    assert checks.columns('addresses') == ['id', 'user_id', 'address_line_1', 'address_line_2']
+    assert len(checks.zdt_triggers()) > 0
 
 
 def test_v2_served_requests_none_failed_and_every_write_is_in_both_shapes():
-    reports = zdt_checks.load_reports()
+    reports = checks.load_reports()
     assert len(reports) == 1
     report = reports[0]
     assert report['requests'] > 0

@@ -1,6 +1,6 @@
 """A small threaded HTTP/1.1 backend for HAProxy tests and benchmarks (127.0.0.1 only).
 
-    python http_backend.py PORT VERSION
+    .venv/bin/python -m zdt_lab.http_backend PORT VERSION
 
 Every response carries ``X-App-Version: VERSION``; ``/health`` answers 200; ``?sleep=N`` delays the answer N seconds
 (long-lived requests for drain tests). Keep-alive is supported; client disconnects are ignored quietly.

@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Pid-file supervisor for hosts without systemd (self-contained, standard library only).
 
-    zdt_supervise.py start  --pidfile P --log L [--cwd D] [--env-file F] [--port N] [--timeout S] -- argv...
+    zdt_supervise.py start  --pidfile P --log L [--cwd D] [--env-file F] [--port N] [--host H] [--timeout S] -- argv...
     zdt_supervise.py stop   --pidfile P [--timeout S]
     zdt_supervise.py status --pidfile P
 
 The pid file is JSON {pid, start_time, argv, env_sha}: start_time is the kernel start time of the
 process (field 22 of /proc/PID/stat), so a stale file whose pid was reused is never taken for the
-service.  ``start`` is idempotent: the same argv and environment already running reports
-changed=false; a different one is stopped first.  ``stop`` sends SIGTERM, waits, then SIGKILL.
+service; a zombie thread-group leader whose other threads still run counts as running.  ``start``
+is idempotent: the same argv and environment already running reports changed=false; a different
+one is stopped first.  ``stop`` sends SIGTERM, waits, then SIGKILL.
 Every command prints one JSON object: {changed, running, pid, ...}.
 """
 import argparse
@@ -23,14 +24,28 @@ import time
 
 
 def start_time_of(pid):
+    """Kernel start time of pid (clock ticks since boot, field 22 of /proc/PID/stat), None when it is gone.
+
+    A zombie whose threads are all gone is gone; a zombie thread-group leader whose other threads still
+    run is not: they hold the process's files (its ports) until they exit.
+    """
     try:
         with open('/proc/%d/stat' % pid, 'r', encoding='ascii', errors='replace') as handle:
+            # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
             fields = handle.read().rsplit(')', 1)[1].split()
     except (OSError, IndexError):
         return None
-    if fields[0] == 'Z':
+    if fields[0] == 'Z' and not other_threads_alive(pid):
         return None
     return int(fields[19])
+
+
+def other_threads_alive(pid):
+    """True while pid has a thread besides its leader (a zombie leader lists its running threads in task/)."""
+    try:
+        return len(os.listdir('/proc/%d/task' % pid)) > 1
+    except OSError:
+        return False
 
 
 def read_record(path):

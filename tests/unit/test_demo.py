@@ -1,5 +1,5 @@
-"""Unit tests of tools/demo.py's report: phases from the timeline, requests per phase, traffic share."""
-import demo
+"""Unit tests of zdt_lab.demo's report (tools/demo.py): phases from the timeline, requests per phase, traffic share."""
+from zdt_lab import demo
 
 
 def task(t, role, tasks_file, action='zdt.bluegreen.mysql_expand'):

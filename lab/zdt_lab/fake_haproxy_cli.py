@@ -1,5 +1,5 @@
 """A fake HAProxy CLI on a unix socket for the haproxy_runtime and haproxy_master unit tests."""
-from unix_socket_server import UnixSocketServer
+from zdt_lab.unix_socket_server import UnixSocketServer
 
 
 class FakeCLI(UnixSocketServer):
