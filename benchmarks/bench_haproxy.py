@@ -17,7 +17,6 @@ directory and is stopped by pid at the end.
     .venv/bin/python benchmarks/bench_haproxy.py [--duration 6] [--threads 2]
 """
 import argparse
-import json
 import os
 import re
 import shutil
@@ -28,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from zdt_lab import REPO_ROOT
+from zdt_lab.modules import run_module as run_module_process
 from zdt_lab.sandbox import Sandbox, free_port, port_accepts
 from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runtime as hr
 
@@ -62,17 +61,8 @@ backend app
 
 
 def run_module(name, args):
-    """Run plugins/modules/<name>.py as Ansible does; return its JSON result."""
-    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-        path = handle.name
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO_ROOT, '.collections'))
-    try:
-        out = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'plugins', 'modules', name + '.py'), path],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120, check=False).stdout.decode()
-    finally:
-        os.unlink(path)
-    result = json.loads(out[out.index('{'):])
+    """Run one of the collection's modules; its result, or RuntimeError when it failed."""
+    result = run_module_process(name, args, timeout=120)
     if result.get('failed'):
         raise RuntimeError('%s failed: %s' % (name, result.get('msg')))
     return result

@@ -1,14 +1,12 @@
 """Fixtures that give integration tests a real private MariaDB and HAProxy from the sandbox."""
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import uuid
 
 import pytest
 
 from zdt_lab.lb import LB
+from zdt_lab.modules import run_module as run_module_process
 from zdt_lab.sandbox import Sandbox
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,28 +68,6 @@ def db(mariadb):
     yield database
     with mariadb.root_connect() as conn, conn.cursor() as cur:
         cur.execute('DROP DATABASE IF EXISTS `%s`' % name)
-
-
-def run_module_process(name, args, check_mode=False, diff=False, timeout=300):
-    """Run plugins/modules/<name>.py as Ansible runs a module; return its JSON result."""
-    module_args = dict(args)
-    module_args.update({'_ansible_check_mode': check_mode, '_ansible_diff': diff})
-    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': module_args}, handle)
-        args_path = handle.name
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO_ROOT, '.collections'))
-    try:
-        proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'plugins', 'modules', name + '.py'), args_path],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=timeout, check=False)
-    finally:
-        os.unlink(args_path)
-    out = proc.stdout.decode(errors='replace')
-    try:
-        start = out.index('{')
-        return json.loads(out[start:])
-    except ValueError:
-        raise AssertionError('module %s printed no JSON (rc=%s):\n%s\n%s'
-                             % (name, proc.returncode, out, proc.stderr.decode(errors='replace')))
 
 
 @pytest.fixture

@@ -6,13 +6,12 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 
 import pytest
+
+from zdt_lab.modules import start_module
 import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -195,17 +194,6 @@ def test_drift_is_detected(users_db, run_module, tmp_path):
     assert ok(expand(run_module, db, str(cosmetic)))['changed'] is False
 
 
-def module_process(args):
-    """Start mysql_expand as a subprocess (like Ansible does) without waiting: for kill -9 tests."""
-    handle = tempfile.NamedTemporaryFile('w', suffix='.json', delete=False)
-    json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-    handle.close()
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO_ROOT, '.collections'))
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, 'plugins', 'modules', 'mysql_expand.py'), handle.name],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    return proc, handle.name
-
-
 def wait_for(predicate, timeout=20, interval=0.05):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -226,7 +214,7 @@ def test_killed_run_resumes_without_repeating_finished_steps(users_db, run_modul
     with blocker.cursor() as cur:
         cur.execute('SELECT COUNT(*) FROM users')   # holds a shared metadata lock on users until rollback
         cur.fetchall()
-    proc, args_file = module_process(dict(db.params, migration=path, lock_wait_timeout=1, ddl_retries=1000))
+    proc, args_file = start_module('mysql_expand', dict(db.params, migration=path, lock_wait_timeout=1, ddl_retries=1000))
     try:
         def step1_running():
             try:

@@ -9,14 +9,13 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 
 import pymysql
 import pytest
+
+from zdt_lab.modules import start_module
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_backfill import foreign_key_checks_redundant
@@ -75,22 +74,6 @@ def snapshot_cross(conn):
 
 def expected_addresses(users):
     return dict((k, v) for k, v in users.items() if v != (None, None))
-
-
-def run_module_args(args, check_mode=False):
-    module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=True)
-    handle = tempfile.NamedTemporaryFile('w', suffix='.json', delete=False)
-    json.dump({'ANSIBLE_MODULE_ARGS': module_args}, handle)
-    handle.close()
-    return handle.name
-
-
-def start_module(name, args):
-    path = run_module_args(args)
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO_ROOT, '.collections'))
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, 'plugins', 'modules', name + '.py'), path],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    return proc, path
 
 
 # ------------------------------------------------------------------------------------------ writers
