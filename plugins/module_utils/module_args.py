@@ -61,6 +61,8 @@ BOUNDS = dict(
     max_threads_running=(0, True),    # 0 turns the Threads_running throttle off
     timeout=(0, True),
     interval=(0, False),
+    repeat=(1, True),
+    wait=(0, True),
 )
 
 

@@ -43,11 +43,15 @@ def test_syntax_check(name):
     assert code == 0, out
 
 
+APP = {'name': 'shop', 'artifact': '/x.tgz', 'command': 'x'}
 BAD_INPUT = [
-    ('app_release', {'app_release_version': 2, 'app_release_color': 'purple'},
+    ('app_release', {'app_release_version': '2', 'app_release_color': 'purple', 'app_release_app': APP},
      r"app_release_color.*must be one of: blue, green|value of app_release_color must be one of"),
-    ('app_release', {'app_release_color': 'blue'}, r'missing required arguments: app_release_version'),
-    ('app_release', {'app_release_version': 'two', 'app_release_color': 'blue'}, r"app_release_version.*int"),
+    ('app_release', {'app_release_color': 'blue', 'app_release_app': APP}, r'missing required arguments: app_release_version'),
+    ('app_release', {'app_release_version': '2', 'app_release_color': 'blue',
+                     'app_release_app': {'name': 'Shop!', 'artifact': '/x.tgz', 'command': 'x'}}, r"zdt_app\.name: must be 1-48 of"),
+    ('app_release', {'app_release_version': '1/../2', 'app_release_color': 'blue',
+                     'app_release_app': APP}, r"the version must be 1-64 of"),
     ('schema_migration', {'schema_migration_file': '/tmp/x.yml', 'schema_migration_database': 'app',
                           'schema_migration_action': 'explode'}, r'schema_migration_action must be one of: expand'),
     ('schema_migration', {'schema_migration_file': '/tmp/x.yml', 'schema_migration_database': 'app',
@@ -56,7 +60,7 @@ BAD_INPUT = [
     ('traffic_switch', {'traffic_switch_colors': {'blue': ['b1']}, 'traffic_switch_active': 'blue',
                         'traffic_switch_steps': ['ten']}, r'traffic_switch_steps'),
     ('traffic_switch', {'traffic_switch_colors': {'blue': ['b1']}}, r'missing required arguments: traffic_switch_active'),
-    ('smoke_test', {'smoke_test_urls': 'http://x', 'smoke_test_version': 'v2'}, r'smoke_test_version'),
+    ('smoke_test', {'smoke_test_urls': 'http://x', 'smoke_test_version': 'v2'}, r'smoke_test_urls'),
     ('load_balancer', {'load_balancer_servers': [], 'load_balancer_port': 'eighty'}, r'load_balancer_(servers|port)'),
 ]
 

@@ -33,6 +33,14 @@ def _float(env, name, default, minimum=0.0):
     return value
 
 
+def _first(env, names):
+    """The first of ``names`` set to a non-empty value (its name and value), else (names[0], '')."""
+    for name in names:
+        if env.get(name, '') != '':
+            return name, env[name]
+    return names[0], ''
+
+
 def _bool(env, name, default=None):
     """'1/true/yes/on' -> True, '0/false/no/off' -> False, unset or empty -> default."""
     raw = env.get(name, '').strip().lower()
@@ -46,15 +54,20 @@ def _bool(env, name, default=None):
 
 
 class Config:
-    """All settings of one service process.  Every value comes from an ``APP_*``, ``DB_*`` or ``ZDT_*`` variable."""
+    """All settings of one service process.  Every value comes from an ``APP_*``, ``DB_*`` or ``ZDT_*`` variable.
+
+    Deployed by zdt.bluegreen, the instance gets ``ZDT_PORT``, ``ZDT_BIND``, ``ZDT_COLOR`` and ``ZDT_VERSION`` (the app
+    contract); they win over ``APP_PORT``, ``APP_BIND`` and ``APP_COLOR``, which remain for running it by hand.
+    """
 
     # pylint: disable=too-many-instance-attributes,too-few-public-methods
 
     def __init__(self, env=None):
         env = os.environ if env is None else env
-        self.port = _int(env, 'APP_PORT', 8000, minimum=0)
-        self.bind = env.get('APP_BIND') or '127.0.0.1'
-        self.color = env.get('APP_COLOR') or 'none'
+        port_name, _port = _first(env, ('ZDT_PORT', 'APP_PORT'))
+        self.port = _int(env, port_name, 8000, minimum=0)
+        self.bind = _first(env, ('ZDT_BIND', 'APP_BIND'))[1] or '127.0.0.1'
+        self.color = _first(env, ('ZDT_COLOR', 'APP_COLOR'))[1] or 'none'
         self.threads = _int(env, 'APP_THREADS', 32, minimum=1)
         self.keepalive_timeout = _float(env, 'APP_KEEPALIVE_TIMEOUT', 75.0, minimum=0.1)
         self.stop_timeout = _float(env, 'APP_STOP_TIMEOUT', 25.0)

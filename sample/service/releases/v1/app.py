@@ -1,21 +1,15 @@
 #!/usr/bin/env python
 """Sample service, release 1: users with a single address held in users.address_line_1/2.
 
-Deployed layout: this file next to a copy of the ``zdt_sample`` package (sample/service/common/).
-Run: ``python3 app.py`` with the APP_*/DB_* environment described in sample/README.md.
+A release is this directory: this file and the ``zdt_sample`` package next to it (in the repository a link to
+sample/service/common/zdt_sample; zdt.bluegreen packs the directory with the link followed).
+Run: ``python3 app.py`` with the ZDT_*/APP_*/DB_* environment described in sample/README.md.
 """
-import os
 import sys
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-for _candidate in (_HERE, os.path.join(_HERE, '..', '..', 'common')):
-    if os.path.isdir(os.path.join(_candidate, 'zdt_sample')):
-        sys.path.insert(0, os.path.abspath(_candidate))
-        break
-
-# pylint: disable=wrong-import-position,import-error
-from zdt_sample.server import HTTPError, Service, html_response, json_response, run  # noqa: E402
-from zdt_sample.users import page_args, parse_id, render_index, user_json, validate_user  # noqa: E402
+# pylint: disable=import-error  # zdt_sample sits next to this file (a link to ../../common/zdt_sample in the repository)
+from zdt_sample.server import HTTPError, Service, html_response, json_response, run
+from zdt_sample.users import page_args, parse_id, render_index, user_json, validate_user
 
 SELECT_USER = 'SELECT id, name, email, address_line_1, address_line_2 FROM users'
 

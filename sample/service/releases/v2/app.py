@@ -6,23 +6,17 @@ v1 may still run).  The two-version window: as long as users still has those col
 ZDT_SINGLE_ADDRESS=1), a user can have at most one address and a second one is refused with 409;
 after contract, any number.
 
-Deployed layout: this file next to a copy of the ``zdt_sample`` package (sample/service/common/).
+A release is this directory: this file and the ``zdt_sample`` package next to it (in the repository a link to
+sample/service/common/zdt_sample; zdt.bluegreen packs the directory with the link followed).
 """
 import logging
-import os
 import sys
 import threading
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-for _candidate in (_HERE, os.path.join(_HERE, '..', '..', 'common')):
-    if os.path.isdir(os.path.join(_candidate, 'zdt_sample')):
-        sys.path.insert(0, os.path.abspath(_candidate))
-        break
-
-# pylint: disable=wrong-import-position,import-error
-from zdt_sample.server import HTTPError, Service, html_response, json_response, run  # noqa: E402
-from zdt_sample.users import (ADDRESS_FIELDS, page_args, parse_id, render_index, user_json,  # noqa: E402
+# pylint: disable=import-error  # zdt_sample sits next to this file (a link to ../../common/zdt_sample in the repository)
+from zdt_sample.server import HTTPError, Service, html_response, json_response, run
+from zdt_sample.users import (ADDRESS_FIELDS, page_args, parse_id, render_index, user_json,
                               validate_address, validate_user)
 
 LOG = logging.getLogger('zdt_sample.v2')
