@@ -54,10 +54,13 @@ class Server(ThreadingHTTPServer):
 
 class LoadGenerator:
     """Bounded HTTP load (time AND count) from threads: keep-alive clients reuse one connection, close clients
-    send ``Connection: close`` and reconnect for every request. Counts statuses, versions and socket errors."""
+    send ``Connection: close`` and reconnect for every request. Counts statuses, versions (from ``version_header``)
+    and socket errors. ``pause`` seconds between a thread's requests turn it from flat out into a steady rate."""
 
-    def __init__(self, port, keepalive=4, close=4, duration=5.0, max_requests=50000, path='/', timeout=10.0):
+    def __init__(self, port, keepalive=4, close=4, duration=5.0, max_requests=50000, path='/', timeout=10.0, pause=0.0,
+                 version_header='X-App-Version'):
         self.port, self.path, self.timeout = port, path, timeout
+        self.pause, self.version_header = pause, version_header
         self.duration, self.max_requests = duration, max_requests
         self.lock = threading.Lock()
         self.sent = 0
@@ -86,13 +89,15 @@ class LoadGenerator:
                 conn.request('GET', self.path, headers=headers)
                 resp = conn.getresponse()
                 resp.read()
-                version = resp.getheader('X-App-Version')
+                version = resp.getheader(self.version_header)
                 with self.lock:
                     self.statuses[resp.status] = self.statuses.get(resp.status, 0) + 1
                     self.versions[version] = self.versions.get(version, 0) + 1
                 if not keepalive or resp.will_close:
                     conn.close()
                     conn = None
+                if self.pause:
+                    self.stop_event.wait(self.pause)
             except (OSError, http.client.HTTPException) as exc:
                 with self.lock:
                     self.errors.append('%s: %s' % (type(exc).__name__, exc))
@@ -111,6 +116,11 @@ class LoadGenerator:
         for thread in self.threads:
             thread.join(self.duration + self.timeout + 5)
         return self
+
+    def stop(self):
+        """End the load now (each thread finishes its request in flight) and wait for the threads."""
+        self.stop_event.set()
+        return self.join()
 
     @property
     def non_2xx(self):

@@ -104,6 +104,21 @@ def test_version_expectation():
     assert outcome['versions'] == []
 
 
+def test_a_json_version_is_told_by_the_health_document_only():
+    rule = ('json', ['build', 'version'])
+    health = answer(200, json.dumps({'build': {'version': '1.10.0'}}))
+    items = answer(200, json.dumps({'items': []}))
+    outcome, _sent = run([health, items], [{'path': '/status/ready'}, {'path': '/api/items'}], rule=rule, expect_version='1.10.0')
+    assert outcome['versions'] == ['1.10.0']
+    with pytest.raises(CheckFailed) as err:
+        run([items], [{'path': '/api/items'}], rule=rule, expect_version='1.10.0')
+    assert 'expected version 1.10.0, but no answer told one (build.version in a JSON body)' in str(err.value)
+    with pytest.raises(CheckFailed) as err:
+        run([answer(200, json.dumps({'build': {'version': '1.9.0'}})), items], [{'path': '/s'}, {'path': '/i'}], rule=rule,
+            expect_version='1.10.0')
+    assert 'expected version 1.10.0, got version 1.9.0' in str(err.value)
+
+
 def test_repeat_and_several_versions_through_a_load_balancer():
     answers = [answer(200, 'x', {'V': '1'}), answer(200, 'x', {'V': '2'}), answer(200, 'x', {'V': '2'})]
     outcome, sent = run(answers, [{'path': '/'}], rule=('header', 'v'), repeat=3)
