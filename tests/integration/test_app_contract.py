@@ -7,7 +7,8 @@ one top-level directory and a .sha256 file, served over HTTP by a local artifact
 order differently as strings and as versions (1.9.0 < 1.10.0), with zdt_version_scheme semver. No database: every
 release is app-only. The tests run in order on one stack, as an operator would:
 first deploy, an upgrade under load, a rerun, a downgrade refused, rollback.yml without fetching, a checksum
-mismatch refused before any change, a failing gate check rolled back under load, and an app process killed -9 and
+mismatch refused before any change, a failed install that leaves no release, a failing gate check rolled back under
+load, and an app process killed -9 and
 restarted by its supervisor; the first deploy runs at -vvv with --diff to show that secret_env never appears.
 """
 import contextlib
@@ -41,12 +42,14 @@ USER = 'zdt-inventory-api'
 RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
-def build_release(dist, version, gate_fails=False, wrong_checksum=False):
+def build_release(dist, version, gate_fails=False, wrong_checksum=False, install_fails=False):
     """inventory-api-<version>.tar.gz (one top-level directory) and its .sha256 file (a wrong one on request)."""
     top = 'inventory-api-%s' % version
     files = {'server.py': open(SERVER, 'rb').read(), 'VERSION': version.encode() + b'\n'}
     if gate_fails:
         files['GATE_FAILS'] = b''
+    if install_fails:
+        files['BREAK_INSTALL'] = b''
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode='w:gz') as archive:
         info = tarfile.TarInfo(top)
@@ -134,7 +137,8 @@ class Stack(object):
                 'name': 'inventory-api',
                 'artifact': url + '/inventory-api-{{ zdt_version }}.tar.gz',
                 'checksum': 'sha256:' + url + '/inventory-api-{{ zdt_version }}.tar.gz.sha256',
-                'install': 'python3 -m venv --without-pip venv && printf "installed %s" "$ZDT_VERSION" > installed.txt',
+                'install': ('test ! -e BREAK_INSTALL && python3 -m venv --without-pip venv'
+                            ' && printf "installed %s" "$ZDT_VERSION" > installed.txt'),
                 'command': 'venv/bin/python server.py',
                 'env': {'REGION': 'eu-test'},
                 'secret_env': {'API_TOKEN': self.secret},
@@ -231,6 +235,7 @@ def stack():
             build_release(built.dist, version)
         build_release(built.dist, '1.11.0', wrong_checksum=True)
         build_release(built.dist, '1.11.1', gate_fails=True)
+        build_release(built.dist, '1.11.2', install_fails=True)
         built.artifacts.start()
         yield built
     finally:
@@ -304,6 +309,15 @@ def test_a_checksum_mismatch_is_refused_before_any_change(stack):
     assert hosts['inv-blue-1'] == 0 and hosts['inv-lb'] == 0, hosts
     assert stack.served_version(stack.ports['lb']) == '1.10.0'
     assert stack.record('blue') == '1.9.0'
+
+
+def test_a_failed_install_leaves_no_release(stack):
+    code, out = stack.playbook('upgrade.yml', '-e', 'zdt_version=1.11.2', check=False)
+    assert code != 0
+    assert 'zdt_app.install of release 1.11.2 failed on inv-blue-1' in out and 'the release was removed' in out, out[-4000:]
+    assert '1.11.2' not in stack.releases() and not any(r.startswith('.staging') for r in os.listdir(
+        os.path.join(stack.base, 'releases')))
+    assert stack.served_version(stack.ports['lb']) == '1.10.0' and stack.record('blue') == '1.9.0'
 
 
 def test_a_failing_gate_check_is_rolled_back_under_load(stack):
