@@ -38,7 +38,8 @@ options:
     required: true
   version:
     description:
-      - How the service tells its version; C({header: NAME}), C({json: dotted.path}) or C({}) (it does not tell).
+      - "How the service tells its version: C({header: NAME}) on every answer, C({json: dotted.path}) in a JSON document
+        (its health answer), or C({}) (it does not tell)."
     type: dict
     default: {}
   expect_version:
@@ -95,7 +96,7 @@ EXAMPLES = r'''
   zdt.bluegreen.http_check:
     url: http://lb.example.com
     checks:
-      - {path: /api/items?limit=5, status: 200, body: '"items"'}
+      - {path: "/api/items?limit=5", status: 200, body: '"items"'}
     repeat: 5
 '''
 

@@ -26,7 +26,6 @@ Every command but ``run`` prints one JSON object: {changed, running, pid, ...}.
 """
 import argparse
 import ctypes
-import grp
 import hashlib
 import json
 import os
