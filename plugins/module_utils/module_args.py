@@ -62,6 +62,7 @@ BOUNDS = dict(
     timeout=(0, True),
     interval=(0, False),
     repeat=(1, True),
+    stale_after=(1, True),
     wait=(0, True),
 )
 

@@ -130,3 +130,21 @@ def progress(row, now_row=None):
         eta = round(remaining / rate, 1)
     return dict(state=row['state'], rows_done=int(row['rows_done']), rows_total=int(row['rows_total']),
                 rows_per_second=rate, eta_seconds=eta)
+
+
+def describe_progress(migration_id, entries):
+    """One line for the operator from mysql_sync_info's entries: each entry's state, rows, rate and ETA."""
+    parts = []
+    for entry in entries:
+        b = entry.get('backfill') or {}
+        done, total = int(b.get('rows_done') or 0), b.get('rows_total')
+        share = ' (%d %%)' % (100 * done // int(total)) if total else ''
+        text = 'sync[%s] %s: %d/%s rows%s' % (entry.get('index'), b.get('state', '?'), done, total if total is not None else '?', share)
+        if b.get('rows_per_second'):
+            text += ', %d rows/s' % int(b['rows_per_second'])
+        if b.get('eta_seconds') is not None and b.get('state') == 'running':
+            text += ', ETA %ss' % b['eta_seconds']
+        if b.get('paused'):
+            text += ', paused: %s' % (b.get('pause_reason') or 'throttled')
+        parts.append(text)
+    return 'migration %s backfill: %s' % (migration_id, '; '.join(parts) or 'no sync entries')

@@ -11,3 +11,13 @@ def test_progress_rate_and_eta():
     assert sync_state.progress(None)['state'] == 'not_started'
     row.update(state='done', rows_done=1000)
     assert sync_state.progress(row)['eta_seconds'] == 0
+
+
+def test_progress_line():
+    entries = [{'index': 0, 'backfill': dict(state='running', rows_done=420000, rows_total=1000000, rows_per_second=210000.4,
+                                             eta_seconds=2.8)},
+               {'index': 1, 'backfill': dict(state='not_started', rows_done=0, rows_total=None, rows_per_second=None,
+                                             eta_seconds=None, paused=True, pause_reason='replica lag 3.2 s > 1.5 s')}]
+    assert sync_state.describe_progress(2, entries) == (
+        'migration 2 backfill: sync[0] running: 420000/1000000 rows (42 %), 210000 rows/s, ETA 2.8s; '
+        'sync[1] not_started: 0/? rows, paused: replica lag 3.2 s > 1.5 s')

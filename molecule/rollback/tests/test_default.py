@@ -1,4 +1,4 @@
-"""After a v2 that failed its canary smoke check: rolled back to v1, v2 stopped, nothing lost, 0 failed requests."""
+"""After a v2 that failed its canary gate check: rolled back to v1, v2 stopped, nothing lost, 0 failed requests."""
 import json
 import os
 
@@ -15,7 +15,8 @@ def _upgrade_log():
 def test_the_upgrade_failed_and_rolled_itself_back():
     log = _upgrade_log()
     assert not log.startswith('rc=0\n')
-    assert 'failed at "Gate - the extra checks answer 200"' in log.replace('\n', ' ')
+    assert 'failed at "Gate - the checks pass through this load balancer"' in log.replace('\n', ' ')
+    assert 'GET http://127.0.0.1:%d/test/check: expected status 200, got status 503' % checks.ports()['lb'] in log.replace('\n', ' ')
     assert 'Rolled back: traffic on blue (version 1), version 2 stopped' in log.replace('\n', ' ')
 
 
@@ -24,7 +25,7 @@ def test_v2_took_canary_traffic_before_the_failed_check():
         events = [json.loads(line) for line in handle if line.strip()]
     started = [str(event.get('task')) for event in events if event.get('event') == 'task_start']
     switched = [i for i, name in enumerate(started) if 'Give the active color its share' in name]
-    gated = [i for i, name in enumerate(started) if 'Gate - the extra checks answer 200' in name]
+    gated = [i for i, name in enumerate(started) if 'Gate - the checks pass through this load balancer' in name]
     rescued = [i for i, name in enumerate(started) if 'Put the traffic back on the old color' in name]
     # One canary step (25 %) was given traffic, its gate failed, then the rescue put it back.
     assert len(switched) == 1 and len(gated) == 1 and len(rescued) == 1, started
