@@ -30,14 +30,17 @@ import time
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
 
 # srv_admin_state bits (HAProxy 2.6 include/haproxy/server-t.h)
-SRV_ADMF_FMAINT = 0x01   # forced maintenance (set server ... state maint)
+SRV_ADMF_FMAINT = 0x01   # forced maintenance (set server ... state maint; also set by ``disabled`` in the configuration)
 SRV_ADMF_IMAINT = 0x02   # inherited maintenance (tracked server)
-SRV_ADMF_CMAINT = 0x04   # maintenance from the configuration (``disabled``)
+SRV_ADMF_CMAINT = 0x04   # the server is declared ``disabled`` in the configuration: a marker, NOT a maintenance
 SRV_ADMF_FDRAIN = 0x08   # forced drain (set server ... state drain)
 SRV_ADMF_IDRAIN = 0x10   # inherited drain
 SRV_ADMF_RMAINT = 0x20   # maintenance because of a resolution failure
-SRV_ADMF_HMAINT = 0x40   # maintenance because the FQDN was set from the CLI
-MAINT_MASK = SRV_ADMF_FMAINT | SRV_ADMF_IMAINT | SRV_ADMF_CMAINT | SRV_ADMF_RMAINT | SRV_ADMF_HMAINT
+SRV_ADMF_HMAINT = 0x40   # the FQDN was changed at runtime: a marker, NOT a maintenance
+# HAProxy's own SRV_ADMF_MAINT. ``disabled`` sets CMAINT | FMAINT (5); ``set server ... state ready`` clears FMAINT
+# only, so a server that left configuration maintenance and serves reads 4, and 12 when drained (CMAINT | FDRAIN).
+# Measured on HAProxy 2.6.12: every state whose bits hit this mask is the one ``show stat`` calls MAINT, and no other.
+MAINT_MASK = SRV_ADMF_FMAINT | SRV_ADMF_IMAINT | SRV_ADMF_RMAINT
 DRAIN_MASK = SRV_ADMF_FDRAIN | SRV_ADMF_IDRAIN
 
 # srv_op_state values
@@ -188,7 +191,11 @@ def parse_stat_csv(text):
 
 
 def admin_state_from_bits(bits):
-    """srv_admin_state -> 'maint' | 'drain' | 'ready' (maintenance wins over drain, as in HAProxy)."""
+    """srv_admin_state -> 'maint' | 'drain' | 'ready', the way HAProxy itself reads it (maintenance wins over drain).
+
+    Maintenance is forced (0x01), inherited from a tracked server (0x02) or a resolution failure (0x20). The
+    configuration bit 0x04 and the FQDN bit 0x40 alone never mean maint: a server declared ``disabled`` is in
+    maintenance through 0x01, which HAProxy sets with it, and keeps 0x04 after it left maintenance."""
     bits = int(bits)
     if bits & MAINT_MASK:
         return 'maint'

@@ -21,6 +21,8 @@ description:
     O(on_timeout=shutdown) shuts their sessions down (in HTTP mode every in-flight request gets a 502), warns, and
     goes on to C(maint).
   - In HTTP mode C(scur) counts requests in flight, not idle keep-alive connections.
+  - A server declared C(disabled) in the configuration that was made C(ready) is C(ready) like any other (HAProxy
+    keeps the configuration bit 0x04 of C(srv_admin_state); alone it never means C(maint)), so it is drained too.
   - Any failure after it changed an admin state (a timeout, a socket error or timeout while waiting, a refused
     C(maint)) reports C(changed=true).
 extends_documentation_fragment:
