@@ -10,12 +10,17 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils import haproxy_runti
 from zdt_lab.sandbox import free_port
 
 
+FAIL_EVERY = 20   # the flaky backend answers 500 to one request in this many
+
+
 class LB:
-    """The sandbox HAProxy over two Python backends (blue: version 1, green: version 2), with these backends:
+    """The sandbox HAProxy over three Python backends (blue: version 1; green: version 2; flaky: version 2 answering
+    500 to one request in FAIL_EVERY), with these backends:
 
     - ``app`` (the default frontend), ``canary`` and ``mixed`` (green1 on a closed port): every server ``check``;
     - ``parked`` and ``parked_nc`` (with and without health checks): blue1 serves, green1 and green2 are declared
-      ``disabled`` in the configuration, the way many configurations park the idle color.
+      ``disabled`` in the configuration, the way many configurations park the idle color;
+    - ``flaky``: blue1 and green1 on the flaky backend, for the error-rate gate.
     """
 
     def __init__(self, sandbox):
@@ -26,13 +31,13 @@ class LB:
         # too (HAProxy 2.6), so a state file from a run on other ports would point the servers at dead ports
         if not hasattr(sandbox, 'zdt_haproxy_test_ports'):
             ports = []
-            while len(ports) < 6:
+            while len(ports) < 8:
                 port = free_port()
                 if port not in ports and port != self.port:
                     ports.append(port)
             sandbox.zdt_haproxy_test_ports = tuple(ports)
-        (self.blue_port, self.green_port, self.dead_port, self.canary_port, self.parked_port,
-         self.parked_nc_port) = sandbox.zdt_haproxy_test_ports
+        (self.blue_port, self.green_port, self.dead_port, self.canary_port, self.parked_port, self.parked_nc_port,
+         self.flaky_port, self.flaky_fe_port) = sandbox.zdt_haproxy_test_ports
         self.backends = {
             'app': [('blue1', self.blue_port), ('green1', self.green_port)],
             'canary': [('blue1', self.blue_port), ('green1', self.green_port), ('green2', self.green_port)],
@@ -41,10 +46,11 @@ class LB:
                        ('green2', self.green_port, 'check weight 100 disabled')],
             'parked_nc': [('blue1', self.blue_port, 'weight 100'), ('green1', self.green_port, 'weight 100 disabled'),
                           ('green2', self.green_port, 'weight 100 disabled')],
+            'flaky': [('blue1', self.blue_port), ('green1', self.flaky_port)],
         }
         # backend -> the port of the frontend that sends to it
         self.frontends = {'app': self.port, 'canary': self.canary_port, 'parked': self.parked_port,
-                          'parked_nc': self.parked_nc_port}
+                          'parked_nc': self.parked_nc_port, 'flaky': self.flaky_fe_port}
         extra = ''.join('\nfrontend %s_fe\n    bind 127.0.0.1:%d\n    default_backend %s\n' % (backend, port, backend)
                         for backend, port in self.frontends.items() if backend != 'app')
         self.config = self.hp.render_config(backends=self.backends, extra=extra)
@@ -52,9 +58,10 @@ class LB:
         self.procs = []
 
     def start(self):
-        for name, port, version in (('hp-blue', self.blue_port, '1'), ('hp-green', self.green_port, '2')):
+        for name, port, version, fail_every in (('hp-blue', self.blue_port, '1', 0), ('hp-green', self.green_port, '2', 0),
+                                                ('hp-flaky', self.flaky_port, '2', FAIL_EVERY)):
             proc = self.sb.process(name)
-            proc.start([sys.executable, '-m', 'zdt_lab.http_backend', str(port), version], port=port)
+            proc.start([sys.executable, '-m', 'zdt_lab.http_backend', str(port), version, str(fail_every)], port=port)
             self.procs.append(proc)
         self.previous_config = None
         if self.hp.running:

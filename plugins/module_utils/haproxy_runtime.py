@@ -50,6 +50,12 @@ SRV_ST_RUNNING = 2
 SRV_ST_STOPPING = 3
 
 ADMIN_STATES = ('ready', 'drain', 'maint')
+# per-server counters of ``show stat`` (HAProxy 2.6 column names) read for the error-rate gate: answers by status
+# class, response errors (the server closed or timed out mid-response: HAProxy answered 502/504 itself and counted no
+# hrsp_5xx for the server), connection errors (the last connection attempt failed: HAProxy answered 503),
+# connection retries and redispatches (the client saw nothing), HTTP requests and sessions
+SERVER_COUNTERS = ('hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other', 'eresp', 'econ',
+                   'wretr', 'wredis', 'req_tot', 'stot')
 MAX_WEIGHT = 256
 _PROMPT_RE = re.compile(r'(?:^|\n)([A-Za-z0-9_@!.:\[\]-]*> )$')
 _NAME_RE = re.compile(r'^[A-Za-z0-9_.:-]+$')
@@ -368,6 +374,30 @@ class RuntimeClient:
                 scur=to_int(stat.get('scur')), qcur=to_int(stat.get('qcur')), status=stat.get('status', ''),
                 rise=to_int(stat.get('check_rise')), fall=to_int(stat.get('check_fall')), check_status=stat.get('check_status', ''))
         return result
+
+    def server_counters(self, backend, names=None):
+        """{server: {counter: int}} of SERVER_COUNTERS from ``show stat`` for the given servers of a backend (all its
+        servers when names is None), plus ``mode`` (http or tcp; HAProxy leaves the hrsp_* cells empty in TCP mode,
+        read as 0). HAProxyCommandError naming the missing servers; HAProxyError when a counter column is absent."""
+        rows = [row for row in self.show_stat(backend)
+                if row.get('pxname') == backend and row.get('svname') not in ('FRONTEND', 'BACKEND')]
+        if rows:
+            absent = [c for c in SERVER_COUNTERS if c not in rows[0]]
+            if absent:
+                raise HAProxyError('show stat %s: no column %s (HAProxy 2.6 or later is needed)' % (backend, ', '.join(absent)))
+        by_name = dict((row['svname'], row) for row in rows)
+        if names is None:
+            names = [row['svname'] for row in rows]
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise HAProxyCommandError('show stat %s -1 -1' % backend,
+                                      'No such server: %s (the backend has: %s)' % (', '.join(missing), ', '.join(sorted(by_name))))
+        counters = {}
+        for name in names:
+            row = by_name[name]
+            counters[name] = dict((c, to_int(row.get(c))) for c in SERVER_COUNTERS)
+            counters[name]['mode'] = row.get('mode', '')
+        return counters
 
     def session_counts(self, backend, names):
         """{server: (scur, qcur)} from show stat for the given servers."""

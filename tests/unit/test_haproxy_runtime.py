@@ -316,3 +316,27 @@ def test_server_health_judgement():
     unchecked = hr.Server('app', 's', 0, hr.SRV_ST_RUNNING, 100, 100, check_enabled=False)
     assert unchecked.passing and unchecked.settled
 
+
+def test_server_counters_per_server(fake):
+    stat = '\n'.join([STAT_HEADER,
+                      stat_row('blue1', 0, 0, 'UP', 2, hrsp_2xx='190', hrsp_5xx='10', eresp='1', econ='2', wretr='3',
+                               wredis='1', req_tot='201', stot='40', hrsp_1xx='4', hrsp_other='5'),
+                      stat_row('green1', 0, 0, 'DOWN', 0, econ='7'),
+                      stat_row('BACKEND', 0, 0, 'UP', 0, hrsp_5xx='99')]) + '\n'
+    cli = fake({'show stat app -1 -1': stat})
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        every = client.server_counters('app')
+        assert sorted(every) == ['blue1', 'green1']   # FRONTEND and BACKEND rows are not servers
+        assert every['blue1'] == {'hrsp_1xx': 4, 'hrsp_2xx': 190, 'hrsp_3xx': 0, 'hrsp_4xx': 0, 'hrsp_5xx': 10, 'hrsp_other': 5,
+                                  'eresp': 1, 'econ': 2, 'wretr': 3, 'wredis': 1, 'req_tot': 201, 'stot': 40, 'mode': ''}
+        assert list(client.server_counters('app', ['green1'])) == ['green1']
+        assert client.server_counters('app', ['green1'])['green1']['econ'] == 7
+        with pytest.raises(hr.HAProxyCommandError, match=r'No such server: green9 \(the backend has: blue1, green1\)'):
+            client.server_counters('app', ['green9', 'blue1'])
+
+
+def test_server_counters_refuse_a_reply_without_the_counter_columns(fake):
+    cli = fake({'show stat app -1 -1': '# pxname,svname,scur,status,\napp,blue1,0,UP,\n'})
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        with pytest.raises(hr.HAProxyError, match='no column hrsp_1xx, hrsp_2xx'):
+            client.server_counters('app')
