@@ -10,6 +10,7 @@ spec                       doc fragment (plugins/doc_fragments/)       modules
 ``MIGRATION_SPEC``         ``migration``                               every MySQL module
 ``DDL_SPEC``               ``ddl``                                     mysql_expand, mysql_trigger_sync
 ``HAPROXY_SOCKET_SPEC``    ``haproxy``                                 haproxy_swap, drain_wait, haproxy_stats
+``HAPROXY_SERVERS_SPEC``   ``haproxy_servers``                         drain_wait, haproxy_stats
 =========================  ==========================================  =========================================
 
 ``tests/unit/test_module_args.py`` checks that each spec and its fragment list the same options with the
@@ -48,6 +49,17 @@ DDL_SPEC = dict(
 HAPROXY_SOCKET_SPEC = dict(
     socket=dict(type='str', required=True),
     backend=dict(type='str', required=True),
+)
+
+HAPROXY_SERVERS_SPEC = dict(
+    servers=dict(type='list', elements='str'),
+    colors=dict(type='dict'),
+    color=dict(type='str'),
+)
+# how the HAPROXY_SERVERS_SPEC options combine (AnsibleModule arguments)
+HAPROXY_SERVERS_RULES = dict(
+    mutually_exclusive=[('servers', 'colors'), ('servers', 'color')],
+    required_together=[('colors', 'color')],
 )
 
 # option -> (lowest allowed value, whether the lowest value itself is allowed[, highest allowed value])

@@ -73,39 +73,23 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Counters of green on every load balancer once the canary step is switched
-  zdt.bluegreen.haproxy_stats:
-    socket: /run/haproxy/admin.sock
-    backend: app
-    servers: [green1, green2]
-    label: "{{ item }}"
-  delegate_to: "{{ item }}"
-  loop: "{{ groups['load_balancers'] }}"
-  register: step_start
-
-- name: Let the step run
-  ansible.builtin.pause:
-    seconds: 60
-
-- name: The same at the end of the step
-  zdt.bluegreen.haproxy_stats:
-    socket: /run/haproxy/admin.sock
-    backend: app
-    servers: [green1, green2]
-    label: "{{ item }}"
-  delegate_to: "{{ item }}"
-  loop: "{{ groups['load_balancers'] }}"
-  register: step_end
-
+# step_start and step_end: registered by a looped zdt.bluegreen.haproxy_stats task (see its examples) run on every
+# load balancer right after the canary step was switched, and again at the end of the step
 - name: At most 1 % of green's requests may fail, over at least 50 requests
   zdt.bluegreen.haproxy_error_rate:
     before: "{{ step_start.results }}"
     after: "{{ step_end.results }}"
+    servers: [green1, green2]
     max_error_rate: 0.01
     min_requests: 50
     on_too_few: fail
   run_once: true
   register: gate
+
+- name: One load balancer, every server in the snapshots, too few requests only warned about
+  zdt.bluegreen.haproxy_error_rate:
+    before: ["{{ counters_before }}"]
+    after: ["{{ counters_after }}"]
 '''
 
 RETURN = r'''

@@ -12,28 +12,17 @@ short_description: Read the per-server request and error counters of a HAProxy b
 version_added: 0.1.0
 author: zdt.bluegreen developers (@zdt)
 description:
-  - Reads C(show stat) and C(show info) through the runtime API and returns one snapshot of the counters of some
-    servers of a backend (all of them by default). Changes nothing.
+  - Reads C(show stat) and C(show info) through the runtime API and returns one snapshot of the counters of the
+    servers given by O(servers) or O(colors) and O(color), or of every server of the backend when neither is given.
+    Changes nothing.
   - Two snapshots of every load balancer, one at the start of a traffic step and one at its end, are what
     M(zdt.bluegreen.haproxy_error_rate) judges.
   - The counters are HAProxy's since its worker started; a reload or restart sets them back to 0. Take the first
     snapshot of a step after the switch and after any reload.
 extends_documentation_fragment:
   - zdt.bluegreen.haproxy
+  - zdt.bluegreen.haproxy_servers
 options:
-  servers:
-    description:
-      - The servers to read. Give this, or O(colors) and O(color), or neither for every server of the backend.
-    type: list
-    elements: str
-  colors:
-    description:
-      - Colors of the backend, each with the list of its server names (as for M(zdt.bluegreen.haproxy_swap)).
-    type: dict
-  color:
-    description:
-      - The color in O(colors) whose servers are read.
-    type: str
   label:
     description:
       - Names this load balancer in the snapshot, so that M(zdt.bluegreen.haproxy_error_rate) can pair the
@@ -133,7 +122,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import HAPROXY_SOCKET_SPEC, argument_spec, bounds_problem
+from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import (
+    HAPROXY_SERVERS_RULES, HAPROXY_SERVERS_SPEC, HAPROXY_SOCKET_SPEC, argument_spec, bounds_problem,
+)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import RuntimeClient
 from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_gate import read_snapshot
 from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_plan import resolve_drain_servers
@@ -156,15 +147,12 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec(
             HAPROXY_SOCKET_SPEC,
-            servers=dict(type='list', elements='str'),
-            colors=dict(type='dict'),
-            color=dict(type='str'),
+            HAPROXY_SERVERS_SPEC,
             label=dict(type='str'),
             timeout=dict(type='float', default=10),
         ),
-        mutually_exclusive=[('servers', 'colors'), ('servers', 'color')],
-        required_together=[('colors', 'color')],
         supports_check_mode=True,
+        **HAPROXY_SERVERS_RULES
     )
     try:
         run(module)

@@ -11,6 +11,7 @@ PAIRS = [
     ('MIGRATION_SPEC', 'migration'),
     ('DDL_SPEC', 'ddl'),
     ('HAPROXY_SOCKET_SPEC', 'haproxy'),
+    ('HAPROXY_SERVERS_SPEC', 'haproxy_servers'),
 ]
 
 
