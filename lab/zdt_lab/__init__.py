@@ -11,7 +11,8 @@ through its interpreter wrappers.  The command-line scripts in tools/ are thin e
 - ``demo``: ``make demo`` (the upgrade under load) and its report;
 - ``netns``: network namespaces as hosts for the multihost scenario;
 - ``checks``: what the molecule verifiers check on the stack a scenario left;
-- ``lb``: the sandbox HAProxy in front of two ``http_backend`` processes, for the HAProxy integration tests;
+- ``lb``: the sandbox HAProxy in front of three ``http_backend`` processes (one of them answering 500 to one request
+  in twenty), for the HAProxy integration tests;
 - ``http_backend``, ``unix_socket_server``: small servers for tests and benchmarks;
 - ``supervisor``: the collection's own pid-file supervisor (roles/supervisor/files/zdt_supervise.py), imported
   from its place in the role, so the sandbox and the hosts share one process start-time check.

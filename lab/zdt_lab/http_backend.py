@@ -1,11 +1,15 @@
 """A small threaded HTTP/1.1 backend for HAProxy tests and benchmarks (127.0.0.1 only).
 
-    .venv/bin/python -m zdt_lab.http_backend PORT VERSION
+    .venv/bin/python -m zdt_lab.http_backend PORT VERSION [FAIL_EVERY]
 
 Every response carries ``X-App-Version: VERSION``; ``/health`` answers 200; ``?sleep=N`` delays the answer N seconds
-(long-lived requests for drain tests). Keep-alive is supported; client disconnects are ignored quietly.
+(long-lived requests for drain tests); ``?drop=1`` closes the connection without an answer (HAProxy counts a
+response error). With FAIL_EVERY = N > 0 every N-th request other than ``/health`` answers 500 (a version that fails
+one request in N; the count is per process, so the share is exact for requests sent one after the other).
+Keep-alive is supported; client disconnects are ignored quietly.
 """
 import http.client
+import socket
 import socketserver
 import sys
 import threading
@@ -23,13 +27,29 @@ class Handler(BaseHTTPRequestHandler):
     server_version = 'zdt-test-backend'
     sys_version = ''
     version = '0'
+    fail_every = 0
+    requests = 0
+    lock = threading.Lock()
+
+    def _fails(self, path):
+        if not self.fail_every or path == '/health':
+            return False
+        with Handler.lock:
+            Handler.requests += 1
+            return Handler.requests % self.fail_every == 0
 
     def do_GET(self):  # noqa: N802 (http.server API)
-        query = parse_qs(urlparse(self.path).query)
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
         if 'sleep' in query:
             time.sleep(min(float(query['sleep'][0]), 60.0))
+        if 'drop' in query:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        status = 500 if self._fails(url.path) else 200
         body = ('version %s\n' % self.version).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header('X-App-Version', self.version)
         self.send_header('Content-Type', 'text/plain')
         self.send_header('Content-Length', str(len(body)))
@@ -134,6 +154,7 @@ class LoadGenerator:
 def main(argv):
     port, version = int(argv[1]), argv[2]
     Handler.version = version
+    Handler.fail_every = int(argv[3]) if len(argv) > 3 else 0
     server = Server(('127.0.0.1', port), Handler)
     try:
         server.serve_forever(poll_interval=0.2)

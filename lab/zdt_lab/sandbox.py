@@ -385,7 +385,8 @@ class HAProxy:
     def render_config(self, backends=None, frontend_port=None, extra=''):
         """HAProxy configuration with the settings the collection relies on.
 
-        backends: {name: [(server, port), ...]}; the first backend is the default one.
+        backends: {name: [(server, port), ...]}; the first backend is the default one. A server given as
+        (server, port, keywords) gets those keywords instead of ``check weight 100`` (e.g. ``weight 100 disabled``).
         """
         if backends is None:
             ports = self.sandbox.ports
@@ -394,8 +395,9 @@ class HAProxy:
         for name, servers in backends.items():
             parts.append('\nbackend %s\n    balance roundrobin\n    option httpchk GET /health\n'
                          '    http-check expect status 200\n' % name)
-            for server, port in servers:
-                parts.append('    server %s 127.0.0.1:%d check weight 100\n' % (server, port))
+            for server in servers:
+                keywords = server[2] if len(server) > 2 else 'check weight 100'
+                parts.append('    server %s 127.0.0.1:%d %s\n' % (server[0], server[1], keywords))
         return HAPROXY_TEMPLATE.format(pidfile=self.pidfile_path, stats_socket=self.stats_socket, state_file=self.state_file,
                                        frontend_port=frontend_port or self.frontend_port, default_backend=next(iter(backends)),
                                        backends=''.join(parts), extra=extra)

@@ -30,14 +30,17 @@ import time
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
 
 # srv_admin_state bits (HAProxy 2.6 include/haproxy/server-t.h)
-SRV_ADMF_FMAINT = 0x01   # forced maintenance (set server ... state maint)
+SRV_ADMF_FMAINT = 0x01   # forced maintenance (set server ... state maint; also set by ``disabled`` in the configuration)
 SRV_ADMF_IMAINT = 0x02   # inherited maintenance (tracked server)
-SRV_ADMF_CMAINT = 0x04   # maintenance from the configuration (``disabled``)
+SRV_ADMF_CMAINT = 0x04   # the server is declared ``disabled`` in the configuration: a marker, NOT a maintenance
 SRV_ADMF_FDRAIN = 0x08   # forced drain (set server ... state drain)
 SRV_ADMF_IDRAIN = 0x10   # inherited drain
 SRV_ADMF_RMAINT = 0x20   # maintenance because of a resolution failure
-SRV_ADMF_HMAINT = 0x40   # maintenance because the FQDN was set from the CLI
-MAINT_MASK = SRV_ADMF_FMAINT | SRV_ADMF_IMAINT | SRV_ADMF_CMAINT | SRV_ADMF_RMAINT | SRV_ADMF_HMAINT
+SRV_ADMF_HMAINT = 0x40   # the FQDN was changed at runtime: a marker, NOT a maintenance
+# HAProxy's own SRV_ADMF_MAINT. ``disabled`` sets CMAINT | FMAINT (5); ``set server ... state ready`` clears FMAINT
+# only, so a server that left configuration maintenance and serves reads 4, and 12 when drained (CMAINT | FDRAIN).
+# Measured on HAProxy 2.6.12: every state whose bits hit this mask is the one ``show stat`` calls MAINT, and no other.
+MAINT_MASK = SRV_ADMF_FMAINT | SRV_ADMF_IMAINT | SRV_ADMF_RMAINT
 DRAIN_MASK = SRV_ADMF_FDRAIN | SRV_ADMF_IDRAIN
 
 # srv_op_state values
@@ -47,6 +50,12 @@ SRV_ST_RUNNING = 2
 SRV_ST_STOPPING = 3
 
 ADMIN_STATES = ('ready', 'drain', 'maint')
+# per-server counters of ``show stat`` (HAProxy 2.6 column names) read for the error-rate gate: answers by status
+# class, response errors (the server closed or timed out mid-response: HAProxy answered 502/504 itself and counted no
+# hrsp_5xx for the server), connection errors (the last connection attempt failed: HAProxy answered 503),
+# connection retries and redispatches (the client saw nothing), HTTP requests and sessions
+SERVER_COUNTERS = ('hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other', 'eresp', 'econ',
+                   'wretr', 'wredis', 'req_tot', 'stot')
 MAX_WEIGHT = 256
 _PROMPT_RE = re.compile(r'(?:^|\n)([A-Za-z0-9_@!.:\[\]-]*> )$')
 _NAME_RE = re.compile(r'^[A-Za-z0-9_.:-]+$')
@@ -188,7 +197,11 @@ def parse_stat_csv(text):
 
 
 def admin_state_from_bits(bits):
-    """srv_admin_state -> 'maint' | 'drain' | 'ready' (maintenance wins over drain, as in HAProxy)."""
+    """srv_admin_state -> 'maint' | 'drain' | 'ready', the way HAProxy itself reads it (maintenance wins over drain).
+
+    Maintenance is forced (0x01), inherited from a tracked server (0x02) or a resolution failure (0x20). The
+    configuration bit 0x04 and the FQDN bit 0x40 alone never mean maint: a server declared ``disabled`` is in
+    maintenance through 0x01, which HAProxy sets with it, and keeps 0x04 after it left maintenance."""
     bits = int(bits)
     if bits & MAINT_MASK:
         return 'maint'
@@ -361,6 +374,30 @@ class RuntimeClient:
                 scur=to_int(stat.get('scur')), qcur=to_int(stat.get('qcur')), status=stat.get('status', ''),
                 rise=to_int(stat.get('check_rise')), fall=to_int(stat.get('check_fall')), check_status=stat.get('check_status', ''))
         return result
+
+    def server_counters(self, backend, names=None):
+        """{server: {counter: int}} of SERVER_COUNTERS from ``show stat`` for the given servers of a backend (all its
+        servers when names is None), plus ``mode`` (http or tcp; HAProxy leaves the hrsp_* cells empty in TCP mode,
+        read as 0). HAProxyCommandError naming the missing servers; HAProxyError when a counter column is absent."""
+        rows = [row for row in self.show_stat(backend)
+                if row.get('pxname') == backend and row.get('svname') not in ('FRONTEND', 'BACKEND')]
+        if rows:
+            absent = [c for c in SERVER_COUNTERS if c not in rows[0]]
+            if absent:
+                raise HAProxyError('show stat %s: no column %s (HAProxy 2.6 or later is needed)' % (backend, ', '.join(absent)))
+        by_name = dict((row['svname'], row) for row in rows)
+        if names is None:
+            names = [row['svname'] for row in rows]
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise HAProxyCommandError('show stat %s -1 -1' % backend,
+                                      'No such server: %s (the backend has: %s)' % (', '.join(missing), ', '.join(sorted(by_name))))
+        counters = {}
+        for name in names:
+            row = by_name[name]
+            counters[name] = dict((c, to_int(row.get(c))) for c in SERVER_COUNTERS)
+            counters[name]['mode'] = row.get('mode', '')
+        return counters
 
     def session_counts(self, backend, names):
         """{server: (scur, qcur)} from show stat for the given servers."""

@@ -3,14 +3,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Argument specs shared by several modules, each the twin of one doc fragment, and one bounds rule per option.
 
-=========================  ==========================================  =============================
+=========================  ==========================================  =========================================
 spec                       doc fragment (plugins/doc_fragments/)       modules
-=========================  ==========================================  =============================
+=========================  ==========================================  =========================================
 ``MYSQL_CONNECTION_SPEC``  ``mysql``                                   every MySQL module
 ``MIGRATION_SPEC``         ``migration``                               every MySQL module
 ``DDL_SPEC``               ``ddl``                                     mysql_expand, mysql_trigger_sync
-``HAPROXY_SOCKET_SPEC``    ``haproxy``                                 haproxy_swap, drain_wait
-=========================  ==========================================  =============================
+``HAPROXY_SOCKET_SPEC``    ``haproxy``                                 haproxy_swap, drain_wait, haproxy_stats
+``HAPROXY_SERVERS_SPEC``   ``haproxy_servers``                         drain_wait, haproxy_stats
+=========================  ==========================================  =========================================
 
 ``tests/unit/test_module_args.py`` checks that each spec and its fragment list the same options with the
 same types and defaults.  :data:`BOUNDS` holds the numeric limits: a module calls :func:`bounds_problem`
@@ -50,7 +51,18 @@ HAPROXY_SOCKET_SPEC = dict(
     backend=dict(type='str', required=True),
 )
 
-# option -> (lowest allowed value, whether the lowest value itself is allowed)
+HAPROXY_SERVERS_SPEC = dict(
+    servers=dict(type='list', elements='str'),
+    colors=dict(type='dict'),
+    color=dict(type='str'),
+)
+# how the HAPROXY_SERVERS_SPEC options combine (AnsibleModule arguments)
+HAPROXY_SERVERS_RULES = dict(
+    mutually_exclusive=[('servers', 'colors'), ('servers', 'color')],
+    required_together=[('colors', 'color')],
+)
+
+# option -> (lowest allowed value, whether the lowest value itself is allowed[, highest allowed value])
 BOUNDS = dict(
     login_port=(1, True),
     connect_timeout=(1, True),
@@ -64,6 +76,8 @@ BOUNDS = dict(
     repeat=(1, True),
     stale_after=(1, True),
     wait=(0, True),
+    min_requests=(1, True),
+    max_error_rate=(0, True, 1),      # a share of the requests
 )
 
 
@@ -83,7 +97,10 @@ def bounds_problem(params):
         value = params.get(name)
         if value is None or isinstance(value, bool):
             continue
-        low, inclusive = BOUNDS[name]
+        low, inclusive = BOUNDS[name][:2]
+        high = BOUNDS[name][2] if len(BOUNDS[name]) > 2 else None
         if value < low or (value == low and not inclusive):
             problems.append('%s must be %s %s, got %s' % (name, 'at least' if inclusive else 'greater than', low, value))
+        elif high is not None and value > high:
+            problems.append('%s must be at most %s, got %s' % (name, high, value))
     return '; '.join(problems) or None

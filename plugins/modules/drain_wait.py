@@ -21,24 +21,14 @@ description:
     O(on_timeout=shutdown) shuts their sessions down (in HTTP mode every in-flight request gets a 502), warns, and
     goes on to C(maint).
   - In HTTP mode C(scur) counts requests in flight, not idle keep-alive connections.
+  - A server declared C(disabled) in the configuration that was made C(ready) is C(ready) like any other (HAProxy
+    keeps the configuration bit 0x04 of C(srv_admin_state); alone it never means C(maint)), so it is drained too.
   - Any failure after it changed an admin state (a timeout, a socket error or timeout while waiting, a refused
     C(maint)) reports C(changed=true).
 extends_documentation_fragment:
   - zdt.bluegreen.haproxy
+  - zdt.bluegreen.haproxy_servers
 options:
-  servers:
-    description:
-      - The servers to drain. Give either this or O(colors) and O(color).
-    type: list
-    elements: str
-  colors:
-    description:
-      - Colors of the backend, each with the list of its server names (as for M(zdt.bluegreen.haproxy_swap)).
-    type: dict
-  color:
-    description:
-      - The color in O(colors) whose servers are drained.
-    type: str
   timeout:
     description:
       - Seconds to wait for the sessions to end.
@@ -115,7 +105,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
-from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import HAPROXY_SOCKET_SPEC, argument_spec, bounds_problem
+from ansible_collections.zdt.bluegreen.plugins.module_utils.module_args import (
+    HAPROXY_SERVERS_RULES, HAPROXY_SERVERS_SPEC, HAPROXY_SOCKET_SPEC, argument_spec, bounds_problem,
+)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.haproxy_runtime import RuntimeClient
 from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_apply import execute_drain
 from ansible_collections.zdt.bluegreen.plugins.module_utils.traffic_plan import ChangedError, DrainTimeout, resolve_drain_servers
@@ -148,18 +140,15 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec(
             HAPROXY_SOCKET_SPEC,
-            servers=dict(type='list', elements='str'),
-            colors=dict(type='dict'),
-            color=dict(type='str'),
+            HAPROXY_SERVERS_SPEC,
             timeout=dict(type='float', default=300),
             interval=dict(type='float', default=1),
             on_timeout=dict(type='str', choices=['fail', 'shutdown'], default='fail'),
             maint=dict(type='bool', default=True),
         ),
         required_one_of=[('servers', 'colors')],
-        mutually_exclusive=[('servers', 'colors'), ('servers', 'color')],
-        required_together=[('colors', 'color')],
         supports_check_mode=True,
+        **HAPROXY_SERVERS_RULES
     )
     try:
         run(module)

@@ -18,7 +18,11 @@ description:
     counts, so a color's share holds whatever its number of servers.
   - Servers that will take traffic are changed first, servers losing traffic last. Servers in no color are not touched.
   - The admin state is read from C(show servers state) (its C(srv_admin_state) bits), never from the status text,
-    which stays C(DOWN) for a drained server failing its checks.
+    which stays C(DOWN) for a drained server failing its checks. C(maint) is what HAProxy itself counts as
+    maintenance - forced, inherited from a tracked server, or a resolution failure (bits 0x23).
+  - A server declared C(disabled) in the configuration (the idle color parked there) is an ordinary idle server in
+    C(maint), woken, checked and activated like any other. HAProxy keeps the configuration bit 0x04 after the
+    server left maintenance, so that bit alone never means C(maint).
   - Refuses (changing nothing) to activate a color with a server that is down or failing its health checks unless
     O(force=true). A server of the color in C(maint) is first put to C(drain) so its checks run, and is judged once
     they settle (bounded by O(timeout)); if the switch is refused it goes back to C(maint).

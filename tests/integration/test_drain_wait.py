@@ -20,16 +20,16 @@ def blue_only(lb):
 class Slow:
     """n requests of `seconds` each, in flight through the load balancer."""
 
-    def __init__(self, lb, n, seconds):
+    def __init__(self, lb, n, seconds, backend='app'):
         self.results = []
         self.finished = []
-        self.threads = [threading.Thread(target=self._one, args=(lb, seconds), daemon=True) for _request in range(n)]
+        self.threads = [threading.Thread(target=self._one, args=(lb, seconds, backend), daemon=True) for _request in range(n)]
         for thread in self.threads:
             thread.start()
 
-    def _one(self, lb, seconds):
+    def _one(self, lb, seconds, backend):
         try:
-            self.results.append(lb.get('/?sleep=%s' % seconds))
+            self.results.append(lb.get('/?sleep=%s' % seconds, backend=backend))
         except OSError as exc:
             self.results.append(('error', str(exc)))
         self.finished.append(time.monotonic())
@@ -40,9 +40,9 @@ class Slow:
         return self.results
 
 
-def wait_scur(lb, server, count, timeout=5):
+def wait_scur(lb, server, count, timeout=5, backend='app'):
     deadline = time.monotonic() + timeout
-    while lb.servers()[server].scur < count:
+    while lb.servers(backend)[server].scur < count:
         assert time.monotonic() < deadline, 'requests never reached %s' % server
         time.sleep(0.02)
 
@@ -73,6 +73,38 @@ def test_returns_only_after_in_flight_requests_finish(lb, run_module):
     assert lb.get() == (200, '2')
     again = drain(run_module, lb, colors=COLORS, color='blue', timeout=5, interval=0.2)
     assert again['changed'] is False and again['sessions'] == {'blue1': 0}
+
+
+@pytest.mark.parametrize('backend', ['parked', 'parked_nc'])
+def test_drains_servers_declared_disabled_in_the_configuration(lb, run_module, backend):
+    """A `disabled` server made ready reads 4 (the configuration bit stays): it is ready, so drain_wait drains it,
+    waits for its in-flight requests and puts it to maint (5), as for any other server."""
+    lb.reload_from_config()
+    colors = {'blue': ['blue1'], 'green': ['green1', 'green2']}
+    with lb.client() as client:   # green out of its configuration maintenance, blue drained
+        for name in ('green1', 'green2'):
+            client.set_server_state(backend, name, 'ready')
+        client.set_server_state(backend, 'blue1', 'drain')
+    lb.wait_all_up(backend)
+    slow = Slow(lb, 2, 2, backend=backend)   # roundrobin: one request on each green server
+    wait_scur(lb, 'green1', 1, backend=backend)
+    wait_scur(lb, 'green2', 1, backend=backend)
+    with lb.client() as client:   # blue takes new traffic again
+        client.set_server_state(backend, 'blue1', 'ready')
+    started = time.monotonic()
+    result = drain(run_module, lb, backend=backend, colors=colors, color='green', timeout=20, interval=0.2, diff=True)
+    ended = time.monotonic()
+    assert not result.get('failed'), result
+    assert slow.join() == [(200, '2')] * 2
+    assert max(slow.finished) <= ended and result['waited'] >= 0.5, result
+    assert result['changed'] is True and result['sessions'] == {'green1': 0, 'green2': 0}
+    assert result['diff'] == {'before': {'servers': {'green1': 'ready', 'green2': 'ready'}},
+                              'after': {'servers': {'green1': 'maint', 'green2': 'maint'}}}
+    with lb.client() as client:
+        bits = dict((row['srv_name'], row['srv_admin_state']) for row in client.show_servers_state(backend))
+    assert bits == {'blue1': 0, 'green1': 5, 'green2': 5}
+    assert lb.get(backend=backend) == (200, '1')
+    assert ended - started >= 0.5
 
 
 def test_maint_false_leaves_drain(lb, run_module):

@@ -234,3 +234,102 @@ def test_tcp_runtime_socket(lb, run_module):
     finally:
         lb.hp.reload(config_text=lb.config)
     lb.wait_all_up()
+
+
+# ---------------------------------------------------------------- servers declared `disabled` in the configuration
+
+PARKED = {'blue': ['blue1'], 'green': ['green1', 'green2']}
+
+
+def raw_states(lb, backend):
+    """{server: (srv_admin_state, srv_op_state, show stat status)} as HAProxy reports them."""
+    with lb.client() as client:
+        rows = client.show_servers_state(backend)
+        status = dict((row['svname'], row['status']) for row in client.show_stat(backend))
+    return dict((row['srv_name'], (row['srv_admin_state'], row['srv_op_state'], status[row['srv_name']])) for row in rows)
+
+
+def assert_readers_agree(lb, backend):
+    """Our admin state says maint exactly where HAProxy's own status says MAINT, and drain where it says DRAIN."""
+    raw = raw_states(lb, backend)
+    states = lb.states(backend)
+    for name, (bits, op_state, status) in raw.items():
+        assert (states[name]['admin_state'] == 'maint') == status.startswith('MAINT'), (name, bits, op_state, status)
+        if status == 'DRAIN':
+            assert states[name]['admin_state'] == 'drain', (name, bits, op_state, status)
+    return raw
+
+
+@pytest.mark.parametrize('backend', ['parked', 'parked_nc'])
+def test_servers_disabled_in_the_configuration_switch_under_keepalive_load(lb, run_module, backend):
+    """green1/green2 are `disabled` in haproxy.cfg (with and without health checks): the switch activates them with
+    0 failed requests, and HAProxy's 0x04 bit, kept after they left maintenance, never reads as maint."""
+    lb.reload_from_config()
+    raw = assert_readers_agree(lb, backend)
+    assert raw['green1'][:2] == raw['green2'][:2] == (5, 0)   # `disabled`: configuration + forced maintenance, stopped
+    assert raw['blue1'][:2] == (0, 2)
+    args = {'socket': lb.socket, 'backend': backend, 'colors': PARKED}
+    load = LoadGenerator(lb.frontends[backend], keepalive=8, close=2, duration=30.0, max_requests=60000).start()
+    results = []
+    try:
+        for kw in ({'active': 'green', 'weight': 10}, {'active': 'green'}, {'active': 'blue'}, {'active': 'green'}):
+            time.sleep(0.5)
+            results.append(run_module('haproxy_swap', dict(args, **kw)))
+            assert not results[-1].get('failed'), results[-1]
+            assert_readers_agree(lb, backend)
+        time.sleep(0.5)
+    finally:
+        load.stop_event.set()
+        load.join()
+    assert load.errors == [] and load.non_2xx == 0, (load.errors[:5], load.statuses)
+    assert load.ok > 200 and set(load.versions) == {'1', '2'}, (load.ok, load.versions)
+    assert [r['changed'] for r in results] == [True, True, True, True]
+    assert results[0]['previous']['servers']['green1'] == {'admin_state': 'maint', 'weight': 100}
+    assert results[0]['current']['servers']['green1']['admin_state'] == 'ready'
+    assert results[2]['current']['servers']['green1'] == {'admin_state': 'drain', 'weight': 100}
+    assert results[3]['current'] == {'active': 'green', 'weight': 100,
+                                     'servers': {'blue1': {'admin_state': 'drain', 'weight': 100},
+                                                 'green1': {'admin_state': 'ready', 'weight': 100},
+                                                 'green2': {'admin_state': 'ready', 'weight': 100}}}
+    raw = raw_states(lb, backend)
+    assert raw['green1'][:2] == raw['green2'][:2] == (4, 2)   # the 0x04 bit stays while they serve
+    assert raw['green1'][2] == ('UP' if backend == 'parked' else 'no check')
+    assert raw['blue1'][:2] == (8, 2)
+    again = run_module('haproxy_swap', dict(args, active='green'))
+    assert not again.get('failed') and again['changed'] is False, again
+    seen = dict((v, 0) for v in ('1', '2'))
+    for _attempt in range(20):
+        status, version = lb.get(backend=backend)
+        assert status == 200
+        seen[version] += 1
+    assert seen == {'1': 0, '2': 20}
+
+
+def test_servers_disabled_in_the_configuration_keep_their_switch_across_a_reload(lb, run_module):
+    """Persisted and reloaded through the module: the new worker loads 4 (ready) from the state file although the
+    configuration still says `disabled`, and the module's read-back accepts it."""
+    lb.reload_from_config()
+    args = {'socket': lb.socket, 'backend': 'parked', 'colors': PARKED, 'state_file': lb.hp.state_file,
+            'master_socket': lb.hp.master_socket}
+    pids = lb.worker_pids()
+    result = run_module('haproxy_swap', dict(args, active='green', weight=50))
+    assert not result.get('failed'), result
+    assert set(lb.worker_pids()).isdisjoint(pids)
+    assert lb.states('parked') == result['current']['servers']
+    assert dict((n, v[:2]) for n, v in raw_states(lb, 'parked').items()) == {'blue1': (0, 2), 'green1': (4, 2), 'green2': (4, 2)}
+    lb.wait_all_up('parked')
+    seen = versions_of(lb, 'parked', 40)
+    assert seen.get('1', 0) and seen.get('2', 0), seen
+    back = run_module('haproxy_swap', dict(args, active='blue'))
+    assert not back.get('failed'), back
+    assert dict((n, v[:2]) for n, v in raw_states(lb, 'parked').items()) == {'blue1': (0, 2), 'green1': (12, 2), 'green2': (12, 2)}
+    assert lb.states('parked')['green1'] == {'admin_state': 'drain', 'weight': 50}
+
+
+def versions_of(lb, backend, count):
+    seen = {}
+    for _attempt in range(count):
+        status, version = lb.get(backend=backend)
+        assert status == 200
+        seen[version] = seen.get(version, 0) + 1
+    return seen

@@ -44,8 +44,61 @@ def test_admin_state_from_bits():
     assert hr.admin_state_from_bits(hr.SRV_ADMF_FDRAIN) == 'drain'
     assert hr.admin_state_from_bits(hr.SRV_ADMF_IDRAIN) == 'drain'
     assert hr.admin_state_from_bits(hr.SRV_ADMF_FMAINT) == 'maint'
-    assert hr.admin_state_from_bits(hr.SRV_ADMF_CMAINT) == 'maint'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_IMAINT) == 'maint'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_RMAINT) == 'maint'
     assert hr.admin_state_from_bits(hr.SRV_ADMF_FMAINT | hr.SRV_ADMF_FDRAIN) == 'maint'   # maint wins
+    assert hr.admin_state_from_bits('12') == 'drain'   # as read from a state file
+
+
+def test_configuration_and_fqdn_bits_alone_never_mean_maint():
+    """0x04 (``disabled`` in the configuration) and 0x40 (FQDN changed) are markers HAProxy keeps after the server
+    left maintenance; its own maintenance mask is 0x23."""
+    assert hr.MAINT_MASK == 0x23
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_CMAINT) == 'ready'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_HMAINT) == 'ready'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_CMAINT | hr.SRV_ADMF_HMAINT) == 'ready'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_CMAINT | hr.SRV_ADMF_FDRAIN) == 'drain'
+    assert hr.admin_state_from_bits(hr.SRV_ADMF_CMAINT | hr.SRV_ADMF_FMAINT) == 'maint'   # still in config maintenance
+
+
+# (srv_admin_state, show stat status) pairs read from HAProxy 2.6.12: `disabled` servers with and without checks,
+# a server tracking a disabled one, and a server whose FQDN was set at runtime (resolving, then not resolving)
+MEASURED = [
+    (0, 'UP', 'ready'),
+    (5, 'MAINT', 'maint'),                  # `disabled` at start, and after `state maint`
+    (12, 'DRAIN', 'drain'),                 # `disabled`, then `state drain`
+    (4, 'UP', 'ready'),                     # `disabled`, then `state ready`: serves
+    (4, 'no check', 'ready'),               # the same without health checks
+    (7, 'MAINT (via app/b1)', 'maint'),     # `disabled` and tracking a server in maint
+    (28, 'DRAIN', 'drain'),                 # the tracker after `state drain`
+    (23, 'MAINT (via app/b1)', 'maint'),
+    (96, 'MAINT (resolution)', 'maint'),    # FQDN set at runtime and not resolving
+    (64, 'UP', 'ready'),                    # FQDN set at runtime and resolving
+    (72, 'DRAIN', 'drain'),
+    (65, 'MAINT', 'maint'),
+]
+
+
+@pytest.mark.parametrize('bits,status,expected', MEASURED)
+def test_admin_state_agrees_with_what_haproxy_2_6_showed(bits, status, expected):
+    assert hr.admin_state_from_bits(bits) == expected
+    assert (expected == 'maint') == status.startswith('MAINT')
+
+
+def test_a_server_disabled_in_the_configuration_serves_once_ready():
+    """Captured from HAProxy 2.6.12 (`server b1 ... check disabled` after `set server app/b1 state ready`, and the
+    same server without checks after `state drain`)."""
+    text = ('1\n' + STATE_HEADER + '\n'
+            '3 app 2 b1 127.0.0.1 2 4 100 100 1 15 3 2 6 0 0 0 - 25914 - 0 0 - - 0\n'
+            '4 nochk 2 b1 127.0.0.1 2 12 100 100 1 1 0 0 8 0 0 0 - 25914 - 0 0 - - 0\n'
+            '5 off 2 b1 127.0.0.1 0 5 100 100 1 1 0 0 14 0 0 0 - 25914 - 0 0 - - 0\n')
+    ready, drained, off = hr.parse_servers_state(text)
+    assert ready['admin_state'] == 'ready' and drained['admin_state'] == 'drain' and off['admin_state'] == 'maint'
+    server = hr.Server('app', 'b1', ready['srv_admin_state'], ready['srv_op_state'], 100, 100, check_health=2,
+                       check_enabled=True, rise=1, fall=2)
+    assert server.passing and server.settled and server.as_dict() == {'admin_state': 'ready', 'weight': 100}
+    unchecked = hr.Server('nochk', 'b1', 4, hr.SRV_ST_RUNNING, 100, 100, check_enabled=False)
+    assert unchecked.passing
 
 
 def test_parse_servers_state_takes_admin_state_from_bits_not_status():
@@ -262,3 +315,28 @@ def test_server_health_judgement():
     assert not maint.passing and maint.admin_state == 'maint'
     unchecked = hr.Server('app', 's', 0, hr.SRV_ST_RUNNING, 100, 100, check_enabled=False)
     assert unchecked.passing and unchecked.settled
+
+
+def test_server_counters_per_server(fake):
+    stat = '\n'.join([STAT_HEADER,
+                      stat_row('blue1', 0, 0, 'UP', 2, hrsp_2xx='190', hrsp_5xx='10', eresp='1', econ='2', wretr='3',
+                               wredis='1', req_tot='201', stot='40', hrsp_1xx='4', hrsp_other='5'),
+                      stat_row('green1', 0, 0, 'DOWN', 0, econ='7'),
+                      stat_row('BACKEND', 0, 0, 'UP', 0, hrsp_5xx='99')]) + '\n'
+    cli = fake({'show stat app -1 -1': stat})
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        every = client.server_counters('app')
+        assert sorted(every) == ['blue1', 'green1']   # FRONTEND and BACKEND rows are not servers
+        assert every['blue1'] == {'hrsp_1xx': 4, 'hrsp_2xx': 190, 'hrsp_3xx': 0, 'hrsp_4xx': 0, 'hrsp_5xx': 10, 'hrsp_other': 5,
+                                  'eresp': 1, 'econ': 2, 'wretr': 3, 'wredis': 1, 'req_tot': 201, 'stot': 40, 'mode': ''}
+        assert list(client.server_counters('app', ['green1'])) == ['green1']
+        assert client.server_counters('app', ['green1'])['green1']['econ'] == 7
+        with pytest.raises(hr.HAProxyCommandError, match=r'No such server: green9 \(the backend has: blue1, green1\)'):
+            client.server_counters('app', ['green9', 'blue1'])
+
+
+def test_server_counters_refuse_a_reply_without_the_counter_columns(fake):
+    cli = fake({'show stat app -1 -1': '# pxname,svname,scur,status,\napp,blue1,0,UP,\n'})
+    with hr.RuntimeClient(cli.path, timeout=2) as client:
+        with pytest.raises(hr.HAProxyError, match='no column hrsp_1xx, hrsp_2xx'):
+            client.server_counters('app')

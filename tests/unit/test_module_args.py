@@ -11,6 +11,7 @@ PAIRS = [
     ('MIGRATION_SPEC', 'migration'),
     ('DDL_SPEC', 'ddl'),
     ('HAPROXY_SOCKET_SPEC', 'haproxy'),
+    ('HAPROXY_SERVERS_SPEC', 'haproxy_servers'),
 ]
 
 
@@ -47,6 +48,11 @@ def test_argument_spec_merges_shared_specs_and_module_options():
     ({'timeout': 0, 'interval': 0.1}, None),
     ({'interval': 0}, 'interval must be greater than 0, got 0'),
     ({'timeout': None, 'unrelated': -5}, None),
+    ({'min_requests': 1, 'max_error_rate': 0.0}, None),
+    ({'max_error_rate': 1}, None),
+    ({'min_requests': 0}, 'min_requests must be at least 1, got 0'),
+    ({'max_error_rate': -0.01}, 'max_error_rate must be at least 0, got -0.01'),
+    ({'max_error_rate': 1.5}, 'max_error_rate must be at most 1, got 1.5'),
 ])
 def test_bounds_problem(params, expected):
     assert module_args.bounds_problem(params) == expected

@@ -32,7 +32,9 @@ class FakeHAProxy:
         bits = {'ready': 0, 'drain': 0x08, 'maint': 0x01}
         out = {}
         for name, s in self.state.items():
-            out[name] = Server(backend, name, bits[s['admin']], 2 if s['up'] else 0, s['weight'], 100,
+            # a server declared `disabled` in the configuration keeps 0x04 whatever its admin state (HAProxy 2.6)
+            admin_bits = bits[s['admin']] | (0x04 if s.get('disabled') else 0)
+            out[name] = Server(backend, name, admin_bits, 2 if s['up'] and s['admin'] != 'maint' else 0, s['weight'], 100,
                                check_health=2 if s['up'] else 0, check_enabled=True, scur=s.get('scur', 0), rise=1, fall=2)
         return out
 
@@ -94,6 +96,29 @@ def test_execute_swap_wakes_maint_servers_and_restores_them_on_refusal():
         ta.execute_swap(hp, 'app', COLORS, 'green', timeout=0, sleep=lambda s: None)
     assert hp.writes == [('green1', 'state', 'drain'), ('green1', 'state', 'maint')]
     assert hp.state['green1']['admin'] == 'maint'
+
+
+def test_execute_swap_activates_servers_disabled_in_the_configuration():
+    """The idle color declared `disabled`: woken from maint (5) to drain (12), judged, made ready (4) and read back
+    as ready; the switch back drains it (12) and a second switch is idempotent."""
+    hp = two(green=('maint', 100, True))
+    hp.state['green1']['disabled'] = True
+    res = ta.execute_swap(hp, 'app', COLORS, 'green', sleep=lambda s: None)
+    assert res['changed'] and res['current']['active'] == 'green', res
+    assert res['current']['servers']['green1'] == srv('ready', 100)
+    assert hp.writes == [('green1', 'state', 'drain'), ('green1', 'state', 'ready'), ('blue1', 'state', 'drain')]
+    assert not ta.execute_swap(hp, 'app', COLORS, 'green')['changed']
+    back = ta.execute_swap(hp, 'app', COLORS, 'blue')
+    assert back['changed'] and back['current']['servers']['green1'] == srv('drain', 100)
+
+
+def test_drain_of_a_ready_server_disabled_in_the_configuration():
+    """Bits 4 (ready) must be drained and put to maint like any ready server, not skipped as `maint`."""
+    hp = two(blue=('drain', 100, True), green=('ready', 100, True))
+    hp.state['green1']['disabled'] = True
+    res = ta.execute_drain(hp, 'app', ['green1'], timeout=1, interval=0.5, clock=FakeClock().clock, sleep=lambda s: None)
+    assert res['changed'] and res['before'] == {'green1': 'ready'} and res['after'] == {'green1': 'maint'}
+    assert hp.writes == [('green1', 'state', 'drain'), ('green1', 'state', 'maint')]
 
 
 def test_execute_swap_missing_backend_and_server():
