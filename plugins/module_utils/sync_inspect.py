@@ -139,6 +139,22 @@ def _has_cascade_fk(conn, db, spec):
     return False
 
 
+def unchecked_plan(migration_id, spec):
+    """The entry's plan without the live schema: trigger names and shape are right, column types are placeholders.
+
+    For reporting only (names of triggers that would exist, progress): never for creating triggers or copying."""
+    return SyncPlan(migration_id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int')
+
+
+def made_by_expand(migration, spec):
+    """True when the migration's own expand creates a table or column the entry uses (check mode: not there yet)."""
+    tables = set(op.args['table'].lower() for op in migration.expand if op.kind == 'create_table')
+    columns = set((op.args['table'].lower(), op.args['column'].name.lower()) for op in migration.expand if op.kind == 'add_column')
+    used = [(spec.from_table, c) for c in spec.from_columns] + [(spec.to_table, c) for c in spec.to_columns]
+    return (spec.from_table.lower() in tables or spec.to_table.lower() in tables
+            or any((t.lower(), c.lower()) in columns for t, c in used))
+
+
 def inspect_all(conn, db, migration):
     return [inspect_sync(conn, db, migration.id, spec) for spec in migration.sync]
 

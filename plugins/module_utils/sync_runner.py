@@ -13,14 +13,13 @@ triggers -> verify.  absent: drop exactly our triggers
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_lock
+from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_inspect, mysql_lock
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
-from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ZdtError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import SpecError, ZdtError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_ddl import run_all
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_backfill import Backfill, rows_total_estimate, target_has_rows
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_inspect import (
-    classify, existing_triggers, inspect_all, inspect_sync, is_ours, owned_live_triggers)
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_plan import SyncPlan
+    classify, existing_triggers, inspect_all, inspect_sync, is_ours, made_by_expand, owned_live_triggers, unchecked_plan)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_preflight import check_trigger_privileges
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_verify import Verifier
 
@@ -71,9 +70,28 @@ def lock_timeout(lock_wait_timeout, ddl_retries):
     return max(1, int(lock_wait_timeout) * max(1, int(ddl_retries)))
 
 
+def _check_mode_plans(conn, db, migration):
+    """Each entry's plan for check mode, and the entries that wait for the expand (their tables or columns do not
+    exist yet because this migration's expand, not run in check mode, creates them)."""
+    plans, after_expand = [], []
+    for spec in migration.sync:
+        try:
+            plans.append(inspect_sync(conn, db, migration.id, spec))
+        except SpecError:
+            if not made_by_expand(migration, spec):
+                raise
+            plans.append(unchecked_plan(migration.id, spec))
+            after_expand.append(spec.index)
+    return plans, after_expand
+
+
 def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5, chunk_size=1000, max_threads_running=25,
                  lock_wait_timeout=1, ddl_retries=10, check_mode=False, strategy=None):
-    plans = inspect_all(conn, db, migration)
+    after_expand = []
+    if check_mode:
+        plans, after_expand = _check_mode_plans(conn, db, migration)
+    else:
+        plans = inspect_all(conn, db, migration)
     all_names = [t.name for p in plans for t in p.triggers()]
     present, missing = classify(conn, db, plans)
     result = dict(changed=False, triggers=all_names, created=[m.name for m in missing], backfill=_empty_backfill(),
@@ -89,8 +107,10 @@ def sync_present(conn, db, migration, backfill=True, verify=True, chunk_time=0.5
                 totals.append(int(row['rows_total']))
                 pending = pending or (backfill and row['state'] != 'done')
             else:
-                totals.append(rows_total_estimate(conn, plan))
+                source_exists = not (plan.index in after_expand and not mysql_inspect.table_exists(conn, db, plan.from_table))
+                totals.append(rows_total_estimate(conn, plan) if source_exists else 0)
                 pending = pending or bool(backfill)
+        result['after_expand'] = after_expand
         result['backfill']['rows_total'] = sum(totals)
         result['changed'] = bool(missing) or pending
         return result
@@ -171,8 +191,7 @@ def sync_info(conn, db, migration):
         try:
             plan = inspect_sync(conn, db, migration.id, spec)
         except ZdtError:
-            # tables or columns gone: the trigger names do not depend on column types
-            plan = SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int')
+            plan = unchecked_plan(migration.id, spec)   # tables or columns gone: the trigger names do not depend on types
         names = [t.name for t in plan.triggers()]
         found = [t.name for t in plan.triggers() if t.name in live and is_ours(live[t.name], t)]
         row = sync_state.read(conn, db, migration.id, spec.index)

@@ -640,6 +640,26 @@ def test_check_mode_changes_nothing_and_idempotence(db, run_module):
     assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((5,),)
 
 
+def test_check_mode_before_the_expand_plans_what_the_expand_makes_possible(db, run_module):
+    """A whole upgrade in check mode runs the sync's check before the expand ran: tables and columns the migration's
+    own expand creates are not there yet. The check plans the entry (trigger names, rows to copy) instead of failing;
+    a table nobody creates still fails naming the field."""
+    conn = db.connect()
+    execute(conn, 'CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100), email VARCHAR(100), '
+                  'address_line_1 VARCHAR(100), address_line_2 VARCHAR(100))')
+    execute(conn, "INSERT INTO users (name, address_line_1) VALUES ('a', 'x'), ('b', NULL), ('c', 'z')")
+    path = os.path.join(REPO_ROOT, 'sample', 'migrations', '002_addresses.yml')
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=path), check_mode=True)
+    assert not res.get('failed') and res['changed'] is True, res
+    assert res['after_expand'] == [0] and res['backfill']['rows_total'] == 3
+    assert sorted(res['created']) == sorted(t for t in res['triggers']) and len(res['triggers']) == 6
+    assert execute(conn, 'SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()') == ((0,),)
+    nobody = json.loads(json.dumps(SEED))
+    nobody['sync'][0]['to']['table'] = 'no_such_table'
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=nobody), check_mode=True)
+    assert res.get('failed') and res['msg'].startswith('sync[0].to.table'), res
+
+
 def test_absent_drops_only_ours_and_user_trigger_keeps_working(db, run_module):
     conn = db.connect()
     create_users(conn, 20)
