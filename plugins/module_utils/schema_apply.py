@@ -21,7 +21,7 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_ddl import run
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_inspect import current_database, show_create_table
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier
 from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_model import load_model, tables_of
-from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_plan import PHASES, plan_steps
+from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_plan import PHASES, is_sync_trigger_of, plan_steps
 
 
 def lock_name(database):
@@ -41,23 +41,29 @@ Result = namedtuple('Result', 'changed statements skipped tables before after')
 
 
 def apply_phase(conn, migration, phase, database, changelog_table='changelog', lock_wait_timeout=1, ddl_retries=10,
-                check_mode=False, want_diff=False, sleep=time.sleep, lock_timeout=30, log=None):
-    """Plan and (unless ``check_mode``) run ``phase`` of ``migration``; return a Result."""
+                check_mode=False, want_diff=False, sleep=time.sleep, lock_timeout=30, log=None, sync_triggers_dropped=False):
+    """Plan and (unless ``check_mode``) run ``phase`` of ``migration``; return a Result.
+
+    ``sync_triggers_dropped`` (check mode only): plan the contract as a run that first drops this migration's sync
+    triggers would find the schema - without them."""
     if phase not in PHASES:
         raise SpecError('phase', 'must be one of %s' % ', '.join(PHASES))
+    if sync_triggers_dropped and not check_mode:
+        raise SpecError('sync_triggers_dropped', 'only for check mode: a real contract must find the sync triggers gone')
     quote_identifier(changelog_table, 'changelog_table')
     locked = None
     if not check_mode:
         locked = mysql_lock.acquire(conn, lock_name(database), lock_timeout, 'another schema change is running on database %s' % database)
     try:
         return _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_timeout, ddl_retries,
-                             check_mode, want_diff, sleep, log)
+                             check_mode, want_diff, sleep, log, sync_triggers_dropped)
     finally:
         if locked:
             mysql_lock.release(conn, locked)
 
 
-def _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_timeout, ddl_retries, check_mode, want_diff, sleep, log):
+def _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_timeout, ddl_retries, check_mode, want_diff, sleep, log,
+                  sync_triggers_dropped=False):
     phases, step_status = schema_state.read_state(conn, migration.id)
     schema_state.check_drift(migration, phases)
     schema_state.check_changelog_shape(conn, database, changelog_table)
@@ -78,6 +84,8 @@ def _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_t
         return Result(False, [], [], [], '', '')
 
     model = load_model(conn, database, tables_of(migration, phase))
+    if sync_triggers_dropped:
+        model.triggers = [t for t in model.triggers if not is_sync_trigger_of(migration, t['name'])]
     planned = plan_steps(model, migration, phase, step_status, changelog_done=in_changelog)
     affected = sorted(set(t for s in planned.steps for t in s.tables))
     before = show_create_tables(conn, affected) if want_diff else ''

@@ -270,11 +270,15 @@ def plan_steps(model, migration, phase, step_status=None, changelog_done=False):
     return PlanResult(steps, skipped)
 
 
+def is_sync_trigger_of(migration, name):
+    """True for a trigger name of this migration's sync entries (zdt_m<id>_s<n>_...)."""
+    return bool(re.match(r'^zdt_m%d_s\d+_' % int(migration.id), name or ''))
+
+
 def _refuse_live_sync(model, migration):
     """Contract removes what only the old version used: never while this migration's sync triggers still
     mirror into it (they would fail, and a dropped UNIQUE index on to.key would break the 1:1 mapping)."""
-    pattern = re.compile(r'^zdt_m%d_s\d+_' % int(migration.id))
-    live = sorted(t['name'] for t in model.triggers if pattern.match(t['name'] or ''))
+    live = sorted(t['name'] for t in model.triggers if is_sync_trigger_of(migration, t['name']))
     if live:
         raise DatabaseError('contract of migration %d refused: its sync triggers still exist (%s); drop them first '
                             '(mysql_trigger_sync state=absent), once the old version is stopped' % (int(migration.id), ', '.join(live)))

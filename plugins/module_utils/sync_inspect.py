@@ -139,11 +139,26 @@ def _has_cascade_fk(conn, db, spec):
     return False
 
 
-def unchecked_plan(migration_id, spec):
+def unchecked_plan(migration, spec):
     """The entry's plan without the live schema: trigger names and shape are right, column types are placeholders.
 
-    For reporting only (names of triggers that would exist, progress): never for creating triggers or copying."""
-    return SyncPlan(migration_id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int')
+    For reporting only (names of triggers that would exist, progress): never for creating triggers or copying.
+    A foreign key ON DELETE CASCADE that the migration's expand creates counts as live (it drops a trigger)."""
+    return SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int',
+                    cascade_delete=_expand_creates_cascade_fk(migration, spec))
+
+
+def _expand_creates_cascade_fk(migration, spec):
+    """True when the expand creates to.table with the foreign key _has_cascade_fk looks for in the live schema."""
+    for op in migration.expand:
+        if op.kind != 'create_table' or op.args['table'].lower() != spec.to_table.lower():
+            continue
+        for fk in op.args['foreign_keys']:
+            if (fk.on_delete == 'CASCADE' and fk.ref_table.lower() == spec.from_table.lower()
+                    and [c.lower() for c in fk.columns] == [spec.to_key.lower()]
+                    and [c.lower() for c in fk.ref_columns] == [spec.from_key.lower()]):
+                return True
+    return False
 
 
 def made_by_expand(migration, spec):

@@ -80,7 +80,7 @@ def _check_mode_plans(conn, db, migration):
         except SpecError:
             if not made_by_expand(migration, spec):
                 raise
-            plans.append(unchecked_plan(migration.id, spec))
+            plans.append(unchecked_plan(migration, spec))
             after_expand.append(spec.index)
     return plans, after_expand
 
@@ -191,7 +191,7 @@ def sync_info(conn, db, migration):
         try:
             plan = inspect_sync(conn, db, migration.id, spec)
         except ZdtError:
-            plan = unchecked_plan(migration.id, spec)   # tables or columns gone: the trigger names do not depend on types
+            plan = unchecked_plan(migration, spec)   # tables or columns gone: the trigger names do not depend on types
         names = [t.name for t in plan.triggers()]
         found = [t.name for t in plan.triggers() if t.name in live and is_ours(live[t.name], t)]
         row = sync_state.read(conn, db, migration.id, spec.index)

@@ -50,6 +50,14 @@ options:
       - Created when missing.
     type: str
     default: changelog
+  sync_triggers_dropped:
+    description:
+      - Check mode only, with O(phase=contract) - plan the contract as a run that first drops this migration's sync
+        triggers (M(zdt.bluegreen.mysql_trigger_sync) O(zdt.bluegreen.mysql_trigger_sync#module:state=absent), which
+        check mode does not run) would find the schema. Outside check mode it is refused - a real contract must find
+        the sync triggers gone.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -135,6 +143,7 @@ def main():
         MYSQL_CONNECTION_SPEC, MIGRATION_SPEC, DDL_SPEC,
         phase=dict(type='str', default='expand', choices=['expand', 'contract', 'rollback']),
         changelog_table=dict(type='str', default='changelog'),
+        sync_triggers_dropped=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
@@ -161,7 +170,8 @@ def main():
         conn = connect(p)
         outcome = apply_phase(conn, migration, p['phase'], p['database'], changelog_table=p['changelog_table'],
                               lock_wait_timeout=p['lock_wait_timeout'], ddl_retries=p['ddl_retries'],
-                              check_mode=module.check_mode, want_diff=module._diff)
+                              check_mode=module.check_mode, want_diff=module._diff,
+                              sync_triggers_dropped=p['sync_triggers_dropped'])
     except ZdtError as exc:
         module.fail_json(msg=str(exc), **result)
     except Exception as exc:  # pylint: disable=broad-except

@@ -167,6 +167,24 @@ def test_rollback_refused_after_contract(users_db, run_module):
     assert snapshot(db) == before
 
 
+def test_contract_check_mode_can_plan_past_the_sync_triggers_a_run_drops_first(users_db, run_module):
+    """contract.yml --check: the role's trigger drop does not run in check mode, so the contract's check is told to
+    plan without them (sync_triggers_dropped); the statements are those of the real contract once they are gone."""
+    db = users_db
+    ok(expand(run_module, db, ADDRESSES))
+    ok(run_module('mysql_trigger_sync', dict(db.params, migration=ADDRESSES)))
+    before = snapshot(db)
+    refused = expand(run_module, db, ADDRESSES, 'contract', check_mode=True)
+    assert refused['failed'] and 'sync triggers still exist' in refused['msg']
+    planned = ok(expand(run_module, db, ADDRESSES, 'contract', check_mode=True, sync_triggers_dropped=True))
+    assert planned['changed'] and any('DROP COLUMN' in s for s in planned['statements']), planned
+    outside = expand(run_module, db, ADDRESSES, 'contract', sync_triggers_dropped=True)
+    assert outside['failed'] and 'only for check mode' in outside['msg']
+    assert snapshot(db) == before
+    ok(run_module('mysql_trigger_sync', dict(db.params, migration=ADDRESSES, state='absent')))
+    assert ok(expand(run_module, db, ADDRESSES, 'contract'))['statements'] == planned['statements']
+
+
 def test_contract_refused_before_expand(users_db, run_module):
     before = snapshot(users_db)
     result = expand(run_module, users_db, ADDRESSES, 'contract')
