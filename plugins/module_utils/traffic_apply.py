@@ -191,7 +191,7 @@ def _read_back_fresh(open_client, backend, colors, prefer):
 
 def execute_drain(client, backend, names, timeout=300.0, interval=1.0, on_timeout='fail', maint=True, check_mode=False,
                   clock=time.monotonic, sleep=time.sleep):
-    """Drain, wait for zero current and queued sessions, then maint. Returns changed, waited, sessions, shutdown,
+    """Drain, wait for zero current and queued sessions, then maint. Returns changed, waited, sessions, shutdown, cut,
     before, after, warnings. Raises DrainTimeout (on_timeout=fail; the servers stay in drain; its ``changed`` says
     whether this run drained them), ChangedError for any other failure after an admin state was changed, and
     SwitchError or HAProxy errors when nothing was changed."""
@@ -205,7 +205,7 @@ def execute_drain(client, backend, names, timeout=300.0, interval=1.0, on_timeou
     to_drain = drain_actions(dict((n, {'admin_state': s}) for n, s in before.items()), names)
     final_state = 'maint' if maint else None
     after = dict((n, final_state or ('drain' if n in to_drain else before[n])) for n in names)
-    result = {'changed': after != before, 'waited': 0.0, 'shutdown': False, 'warnings': [],
+    result = {'changed': after != before, 'waited': 0.0, 'shutdown': False, 'cut': {}, 'warnings': [],
               'before': before, 'after': after,
               'sessions': dict((n, servers[n].scur) for n in names)}
     if check_mode:
@@ -244,6 +244,8 @@ def _drain_and_wait(client, backend, names, before, to_drain, timeout, interval,
         for name in busy:
             client.shutdown_sessions(backend, name)
         result['shutdown'] = True
+        # the sessions cut: in HTTP mode each is a request in flight that gets a 502
+        result['cut'] = dict((n, exc.counts[n][0] + exc.counts[n][1]) for n in busy)
         result['warnings'].append('drain timed out after %.1fs; shut down the sessions of %s (%s)'
                                   % (exc.waited, ', '.join(busy), ', '.join('%s: %d' % (n, exc.counts[n][0]) for n in busy)))
         waited = exc.waited

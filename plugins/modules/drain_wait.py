@@ -97,6 +97,13 @@ shutdown:
   returned: always
   type: bool
   sample: false
+cut:
+  description:
+    - Sessions shut down at the deadline per server (current plus queued); in HTTP mode each is a request in flight
+      that got a 502. Empty when nothing was cut.
+  returned: always
+  type: dict
+  sample: {blue1: 2}
 '''
 
 import traceback
@@ -130,7 +137,8 @@ def run(module):
                              waited=round(exc.waited, 3), sessions=dict((n, c[0]) for n, c in exc.counts.items()), shutdown=False)
     for warning in result['warnings']:
         module.warn(warning)
-    out = {'changed': result['changed'], 'waited': result['waited'], 'sessions': result['sessions'], 'shutdown': result['shutdown']}
+    out = {'changed': result['changed'], 'waited': result['waited'], 'sessions': result['sessions'], 'shutdown': result['shutdown'],
+           'cut': result['cut']}
     if module._diff:
         out['diff'] = {'before': {'servers': result['before']}, 'after': {'servers': result['after']}}
     module.exit_json(**out)

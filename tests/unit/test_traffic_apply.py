@@ -166,7 +166,7 @@ def test_drain_timeout_shutdown_then_maint():
     hp.state['blue1']['scur'] = 2
     clock = FakeClock()
     res = ta.execute_drain(hp, 'app', ['blue1'], timeout=3, interval=1, on_timeout='shutdown', clock=clock.clock, sleep=clock.sleep)
-    assert res['shutdown'] and res['sessions'] == {'blue1': 0} and res['waited'] == 3.0
+    assert res['shutdown'] and res['sessions'] == {'blue1': 0} and res['waited'] == 3.0 and res['cut'] == {'blue1': 2}
     assert hp.writes == [('blue1', 'state', 'drain'), ('blue1', 'shutdown', None), ('blue1', 'state', 'maint')]
     assert 'shut down the sessions of blue1' in res['warnings'][0]
 

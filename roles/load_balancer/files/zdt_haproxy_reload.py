@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Hitless HAProxy reload through the master CLI, keeping the runtime server states.
 
-    zdt_haproxy_reload.py --admin-socket A --master-socket M --state-file S [--timeout 15]
+    zdt_haproxy_reload.py --admin-socket A --master-socket M --state-file S [--timeout 15] [--keep-state-file]
 
 1. ``show servers state`` on the admin socket is written atomically to the server-state file, so the
    new worker (``load-server-state-from-file``) starts with the admin states and weights set at run time.
+   With ``--keep-state-file`` (the admin socket was lost) the file as the last switch wrote it is kept.
 2. ``reload`` on the master socket; HAProxy 2.6 answers nothing, so success is read back from
    ``show proc``: a new current worker must appear (the old one may stay while it finishes its
    connections).  Prints one JSON object; exit 1 when the reload did not take.
@@ -59,15 +60,17 @@ def main(argv=None):
     parser.add_argument('--master-socket', required=True)
     parser.add_argument('--state-file', required=True)
     parser.add_argument('--timeout', type=float, default=15.0)
+    parser.add_argument('--keep-state-file', action='store_true')
     args = parser.parse_args(argv)
     try:
-        state = ask(args.admin_socket, 'show servers state', 5)
-        if not state.lstrip().startswith('1'):
-            raise RuntimeError('unexpected "show servers state" reply: %r' % state[:200])
-        tmp = args.state_file + '.tmp'
-        with open(tmp, 'w', encoding='utf-8') as handle:
-            handle.write(state)
-        os.replace(tmp, args.state_file)
+        if not args.keep_state_file:
+            state = ask(args.admin_socket, 'show servers state', 5)
+            if not state.lstrip().startswith('1'):
+                raise RuntimeError('unexpected "show servers state" reply: %r' % state[:200])
+            tmp = args.state_file + '.tmp'
+            with open(tmp, 'w', encoding='utf-8') as handle:
+                handle.write(state)
+            os.replace(tmp, args.state_file)
         before = workers(args.master_socket, 5)
         ask(args.master_socket, 'reload', 2)
         deadline = time.monotonic() + args.timeout
