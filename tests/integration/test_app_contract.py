@@ -39,6 +39,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'apps', 'inventory_api', 'server.py')
 BIN = os.path.dirname(sys.executable)
 USER = 'zdt-inventory-api'
+USER2 = 'zdt-inventory-api-2'   # the second green host's account (a second machine would reuse USER)
 RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
@@ -101,26 +102,28 @@ class ArtifactServer(object):
 
 
 class Stack(object):
-    """A private inventory (one load balancer, one host per color, on this machine) and what it starts."""
+    """A private inventory (one load balancer, one blue host, two green hosts, all on this machine) and what it starts.
+    The second green host has its own base directory, as a second machine would."""
 
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix='zdt-app-contract-')
         os.chmod(self.tmp, 0o755)   # the service account must reach its base directory
         self.dist = os.path.join(self.tmp, 'dist')
         os.makedirs(self.dist)
-        self.ports = dict(lb=free_port(), blue=free_port(), green=free_port(), artifacts=free_port())
+        self.ports = dict(lb=free_port(), blue=free_port(), green=free_port(), green2=free_port(), artifacts=free_port())
         self.secret = 'tok-' + secrets.token_hex(12)
         self.base = os.path.join(self.tmp, 'app')
+        self.base2 = os.path.join(self.tmp, 'app-green-2')
         self.lb_dir = os.path.join(self.tmp, 'lb')
         self.artifacts = ArtifactServer(self.dist, self.ports['artifacts'])
-        self.user_existed = self._user_exists()
+        self.users_existing = [name for name in (USER, USER2) if self._user_exists(name)]
         self.inventory = os.path.join(self.tmp, 'inventory')
         self._write_inventory()
 
     @staticmethod
-    def _user_exists():
+    def _user_exists(name):
         try:
-            pwd.getpwnam(USER)
+            pwd.getpwnam(name)
             return True
         except KeyError:
             return False
@@ -163,7 +166,9 @@ class Stack(object):
         hosts = {'all': {'children': {
             'load_balancers': {'hosts': {'inv-lb': {}}},
             'app_blue': {'hosts': {'inv-blue-1': {'app_release_port': self.ports['blue']}}},
-            'app_green': {'hosts': {'inv-green-1': {'app_release_port': self.ports['green']}}}}}}
+            'app_green': {'hosts': {'inv-green-1': {'app_release_port': self.ports['green']},
+                                    'inv-green-2': {'app_release_port': self.ports['green2'],
+                                                    'zdt_app': dict(group_vars['zdt_app'], base_dir=self.base2, user=USER2)}}}}}}
         os.makedirs(os.path.join(self.inventory, 'group_vars'))
         with open(os.path.join(self.inventory, 'hosts.yml'), 'w', encoding='utf-8') as handle:
             yaml.safe_dump(hosts, handle)
@@ -202,7 +207,7 @@ class Stack(object):
 
     def pidfiles(self):
         found = []
-        for top in (os.path.join(self.base, 'run'), os.path.join(self.lb_dir, 'run_dir')):
+        for top in (os.path.join(self.base, 'run'), os.path.join(self.base2, 'run'), os.path.join(self.lb_dir, 'run_dir')):
             if os.path.isdir(top):
                 found.extend(os.path.join(top, f) for f in os.listdir(top) if f.endswith('.pid'))
         return found
@@ -212,8 +217,9 @@ class Stack(object):
         for pidfile in self.pidfiles():   # everything the roles started, by pid
             with contextlib.redirect_stdout(io.StringIO()):
                 zdt_supervise.main(['stop', '--pidfile', pidfile])
-        if not self.user_existed and self._user_exists():
-            subprocess.run(['userdel', USER], check=False)
+        for name in (USER, USER2):
+            if name not in self.users_existing and self._user_exists(name):
+                subprocess.run(['userdel', name], check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -320,15 +326,20 @@ def test_a_failed_install_leaves_no_release(stack):
     assert stack.served_version(stack.ports['lb']) == '1.10.0' and stack.record('blue') == '1.9.0'
 
 
-def test_a_failing_gate_check_is_rolled_back_under_load(stack):
+def test_a_failing_gate_check_is_rolled_back_under_load_while_one_old_host_is_unhealthy(stack):
+    # inv-green-2 (old color) answers 503 on its health check: the rollback still goes to green, naming it
+    flag = os.path.join(stack.base2, 'releases', '1.10.0', 'UNHEALTHY')
+    open(flag, 'w', encoding='ascii').close()
     traffic = load(stack)
     try:
         code, out = stack.playbook('upgrade.yml', '-e', 'zdt_version=1.11.1', '-e', 'zdt_canary_steps=50,100', check=False)
     finally:
         traffic.stop()
+        os.unlink(flag)
     assert code != 0
     assert 'GET http://127.0.0.1:%d/api/gate: expected status 200, got status 500' % stack.ports['lb'] in out, out[-4000:]
-    assert 'Rolled back: traffic on green (version 1.10.0), version 1.11.1 stopped' in out, out[-4000:]
+    assert ('Rolled back: traffic on green (version 1.10.0, without inv-green-2, which fail their health check), '
+            'version 1.11.1 stopped') in out, out[-4000:]
     assert traffic.errors == [] and traffic.non_2xx == 0, (traffic.errors[:5], traffic.statuses)
     assert traffic.versions.get('1.11.1'), traffic.versions   # the canary took traffic before its gate failed
     assert stack.served_version(stack.ports['lb']) == '1.10.0'

@@ -138,6 +138,10 @@ def test_site_then_upgrade(stack):
     status, version, body = http_get(ports['lb'], '/api/users?limit=500')
     assert (status, version) == (200, '2')
     assert len(body['users']) == 500
+    # the contract is deferred by default: both shapes stay, and the run's last words say how to contract
+    assert 'address_line_1' in columns(stack, 'users')
+    assert 'once version 2 has baked, run contract.yml' in out, out[-4000:]
+    out = run(stack, 'contract.yml', {'zdt_version': '2'})
     assert columns(stack, 'users') == ['email', 'id', 'name']
     assert 'user_id' in columns(stack, 'addresses')
     with stack.mariadb.root_connect('app') as conn, conn.cursor() as cur:
@@ -179,7 +183,7 @@ def test_rollback_refused_after_contract(stack):
         upgraded = False
     if not upgraded:   # run alone: get to a completed upgrade first
         run(stack, 'site.yml')
-        run(stack, 'upgrade.yml')
+        run(stack, 'upgrade.yml', {'zdt_defer_contract': 'false'})
     with stack.mariadb.root_connect('app') as conn, conn.cursor() as cur:
         cur.execute("SELECT status FROM zdt_migration_state WHERE migration_id = 2 AND phase = 'contract'")
         assert cur.fetchall() == (('done',),)

@@ -2,7 +2,8 @@
 
 Standard library only. Listens on $ZDT_BIND:$ZDT_PORT; tells its version (from the VERSION file of its release) in
 the JSON of /status/ready at build.version and in an X-Build header; /api/items answers a small JSON list; /api/gate
-answers 500 when the release holds a file GATE_FAILS (a release that fails its gate check). On SIGTERM it stops
+answers 500 when the release holds a file GATE_FAILS (a release that fails its gate check); /status/ready answers 503
+while the release directory holds a file UNHEALTHY (a host that fails its health check). On SIGTERM it stops
 accepting, finishes the requests in flight, and exits 0. It refuses to start unless its install step ran.
 """
 import json
@@ -42,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):   # noqa: N802 - the stdlib's name
         path = self.path.split('?', 1)[0]
         if path == '/status/ready':
-            self.answer(200, {'ready': True, 'build': {'version': VERSION, 'color': os.environ.get('ZDT_COLOR')}})
+            self.answer(503 if os.path.exists(os.path.join(HERE, 'UNHEALTHY')) else 200, {'ready': True, 'build': {'version': VERSION, 'color': os.environ.get('ZDT_COLOR')}})
         elif path == '/api/items':
             self.answer(200, {'items': [{'sku': 'A-%d' % n, 'stock': n} for n in range(5)], 'served_by': VERSION})
         elif path == '/api/gate':
