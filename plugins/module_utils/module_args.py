@@ -36,6 +36,11 @@ MYSQL_CONNECTION_SPEC = dict(
     database=dict(type='str', required=True),
 )
 
+# One entry of mysql_trigger_sync's ``replicas``: the connection options without defaults (an option left out takes the
+# primary's value, see mysql_connection.replica_params) and without ``database`` (a replica holds the same database).
+REPLICA_OPTIONS = dict((name, dict((k, v) for k, v in option.items() if k != 'default'))
+                       for name, option in MYSQL_CONNECTION_SPEC.items() if name != 'database')
+
 MIGRATION_SPEC = dict(
     migration=dict(type='raw', required=True),
 )
@@ -61,6 +66,8 @@ BOUNDS = dict(
     max_threads_running=(0, True),    # 0 turns the Threads_running throttle off
     timeout=(0, True),
     interval=(0, False),
+    max_replica_lag=(0, False),
+    replica_timeout=(0, True),
 )
 
 
@@ -73,14 +80,23 @@ def argument_spec(*specs, **extra):
     return result
 
 
-def bounds_problem(params):
-    """A message naming every option of ``params`` outside its bound in :data:`BOUNDS`, or None."""
+def bounds_problem(params, prefix=''):
+    """A message naming every option of ``params`` outside its bound in :data:`BOUNDS`, or None.
+
+    The entries of a list of dicts (``replicas``) are checked too, named ``replicas[0].login_port`` and so on."""
     problems = []
+    for name in sorted(params):
+        if isinstance(params[name], list):
+            for index, entry in enumerate(params[name]):
+                if isinstance(entry, dict):
+                    problem = bounds_problem(entry, '%s%s[%d].' % (prefix, name, index))
+                    if problem:
+                        problems.append(problem)
     for name in sorted(BOUNDS):
         value = params.get(name)
         if value is None or isinstance(value, bool):
             continue
         low, inclusive = BOUNDS[name]
         if value < low or (value == low and not inclusive):
-            problems.append('%s must be %s %s, got %s' % (name, 'at least' if inclusive else 'greater than', low, value))
+            problems.append('%s%s must be %s %s, got %s' % (prefix, name, 'at least' if inclusive else 'greater than', low, value))
     return '; '.join(problems) or None

@@ -65,6 +65,7 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import (
     BINARY_DATA_TYPES, LITERAL_SAFE_DATA_TYPES, NUMERIC_DATA_TYPES, STRING_DATA_TYPES, same_value, type_kind)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_keys import encode_key, nth_key_after, range_condition
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_throttle import Throttler
 
 MIN_CHUNK = 10
 MAX_CHUNK = 1000000
@@ -109,15 +110,17 @@ class Backfill(object):
     """Backfill one sync entry with a dedicated connection (the module's connection)."""
 
     def __init__(self, conn, db, plan, chunk_time=0.5, chunk_size=1000, max_threads_running=25,
-                 sleep=time.sleep, clock=time.time, strategy=None):
+                 sleep=time.sleep, clock=time.time, strategy=None, throttler=None):
         self.conn = conn
         self.db = db
         self.plan = plan
         self.chunk_time = float(chunk_time)
         self.chunk_size = max(1, int(chunk_size))
-        self.max_threads_running = int(max_threads_running)
         self.sleep = sleep
         self.clock = clock
+        # what may pause the copy between chunks (sync_throttle); by default only the primary's Threads_running
+        self.throttler = throttler or Throttler(conn, plan.migration_id, plan.index, max_threads_running=max_threads_running,
+                                                sleep=sleep, clock=clock)
         self.strategy = choose_strategy(plan)
         if strategy and plan.kind == 'cross' and strategy in ('values', 'select'):
             self.strategy = strategy
@@ -134,7 +137,6 @@ class Backfill(object):
         self.max_chunk_seconds = 0.0
         self.max_slice_seconds = 0.0
         self.last_slice_seconds = 0.0
-        self.throttled_seconds = 0.0
         self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.chunk_size // 2 or MIN_CHUNK))
 
     # ---------------------------------------------------------------- helpers
@@ -189,19 +191,6 @@ class Backfill(object):
                     cur.execute('DEALLOCATE PREPARE zdt_backfill_stmt')
                 except Exception:  # pylint: disable=broad-except  # never prepared (no rows)
                     pass
-
-    def throttle(self):
-        if self.max_threads_running <= 0:
-            return
-        while True:
-            with self.conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS LIKE 'Threads_running'")
-                row = cur.fetchone()
-            running = int(row[1]) if row else 0
-            if running <= self.max_threads_running:
-                return
-            self.sleep(0.25)
-            self.throttled_seconds += 0.25
 
     def max_key(self):
         with self.conn.cursor() as cur:
@@ -339,10 +328,12 @@ class Backfill(object):
                 scanned, rows = self._update_chunk(cur, lo, hi)
             if cleanup:
                 self._cleanup_chunk(cur, lo, hi)
+            # the checkpoint doubles as the heartbeat replicas are measured by (sync_throttle)
+            beat = sync_state.beat_value(self.clock())
             if self.strategy == 'values':
-                cur.execute(sync_state.advance_vars_sql(), (encode_key(hi), self.plan.migration_id, self.plan.index))
+                cur.execute(sync_state.advance_vars_sql(), (encode_key(hi), beat, self.plan.migration_id, self.plan.index))
             else:
-                cur.execute(sync_state.advance_sql(), (encode_key(hi), scanned, scanned, rows,
+                cur.execute(sync_state.advance_sql(), (encode_key(hi), scanned, scanned, rows, beat,
                                                        self.plan.migration_id, self.plan.index))
         self._transaction(body, 'backfill in key range (%r, %r]' % (lo, hi))
 
@@ -409,10 +400,10 @@ class Backfill(object):
         """
         plan = self.plan
         started = self.clock()
-        sync_state.ensure_table(self.conn)
+        sync_state.ensure_table(self.conn, self.db)
         row = None if fresh else sync_state.read(self.conn, self.db, plan.migration_id, plan.index)
         result = dict(rows_copied=0, rows_total=0, chunks=0, seconds=0.0, rows_per_second=0.0, resumed_from=None,
-                      max_chunk_seconds=0.0, throttled_seconds=0.0, strategy=self.strategy)
+                      max_chunk_seconds=0.0, throttled_seconds=0.0, max_replica_lag_seen=None, strategy=self.strategy)
         if row is not None and row['state'] == 'done':
             result['rows_total'] = int(row['rows_total'])
             return result
@@ -424,17 +415,18 @@ class Backfill(object):
                 cleanup = bool(row['cleanup'])
                 result['resumed_from'] = lo
                 result['rows_total'] = int(row['rows_total'])
-                sync_state.resume(self.conn, plan.migration_id, plan.index)
+                sync_state.resume(self.conn, plan.migration_id, plan.index, self.clock())
             else:
                 cleanup = target_has_rows(self.conn, plan) if target_had_rows is None else bool(target_had_rows)
                 max_key = self.max_key()
                 lo = None
                 result['rows_total'] = self.count_upto(max_key)
-                sync_state.start(self.conn, plan.migration_id, plan.index, self.strategy, max_key, result['rows_total'], cleanup)
+                sync_state.start(self.conn, plan.migration_id, plan.index, self.strategy, max_key, result['rows_total'], cleanup,
+                                 self.clock())
             copied_before = int((sync_state.read(self.conn, self.db, plan.migration_id, plan.index) or {}).get('rows_copied') or 0)
             n = self.chunk_size
             while max_key is not None and not (lo is not None and lo == max_key):
-                self.throttle()
+                self.throttler.wait()
                 t0 = self.clock()
                 hi = self.run_chunk(lo, max_key, cleanup, t0 + self.chunk_time, n)
                 last = hi == max_key
@@ -463,7 +455,9 @@ class Backfill(object):
             if done and done['run_rows'] and result['seconds'] > 0:
                 result['rows_per_second'] = round(done['run_rows'] / result['seconds'], 1)
         result['max_chunk_seconds'] = round(self.max_chunk_seconds, 3)
-        result['throttled_seconds'] = round(self.throttled_seconds, 2)
+        result['throttled_seconds'] = round(self.throttler.throttled_seconds, 2)
+        if self.throttler.max_replica_lag_seen is not None:
+            result['max_replica_lag_seen'] = round(self.throttler.max_replica_lag_seen, 3)
         result['max_slice_seconds'] = round(self.max_slice_seconds, 4)
         return result
 
