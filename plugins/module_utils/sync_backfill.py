@@ -36,18 +36,29 @@ Strategy, chosen at run time from the live schema (:func:`choose_strategy`):
 
 * ``select`` when the target has no AUTO_INCREMENT column: one locking ``INSERT … SELECT … LOCK IN
   SHARE MODE … ON DUPLICATE KEY UPDATE`` per slice, no literal round trip (the fast path).
-* ``values`` when it has one (whatever ``innodb_autoinc_lock_mode`` is): measured on MariaDB 10.11
-  with mode 1, an ``INSERT … SELECT`` holds the table AUTO-INC lock for the whole statement even
-  when it supplies the AUTO_INCREMENT value itself (a concurrent single-row insert waited 2.9 s
-  behind a 2.9 s copy), so "take the target key from the source key" does not avoid it.  Mode 2
-  would, but a lab design measured before this module (``INSERT IGNORE`` copies under mode 2) lost
-  rows to duplicate-primary-key collisions of generated ids; with an upsert such a collision would
-  update a *different* row without any warning, so the copy never lets the server generate ids in
-  bulk (docs/measurements.md).  (The cost: the server builds the literal text and
-  parses it again; benchmarks/bench_backfill.py prints what that costs against a bare copy.)
-  Forcing ``select`` (4 ms slices) onto the seed's AUTO_INCREMENT target copied faster in one A/B pair
-  of benchmark runs (95k vs 76k rows/s) but the application's trigger inserts queued on the AUTO-INC
-  lock (p50 0.88 vs 0.40 ms, p99 5.13 vs 1.98 ms), and bulk id reservation used 1.42M ids for 967k rows.
+* ``values`` when it has one, whatever ``innodb_autoinc_lock_mode`` is:
+
+  - mode 1 (MariaDB's default): an ``INSERT … SELECT`` holds the table AUTO-INC lock for the whole
+    statement even when it supplies the AUTO_INCREMENT value itself (measured on MariaDB 10.11: a
+    concurrent single-row insert waited 2.9 s behind a 2.9 s copy), so "take the target key from the
+    source key" does not avoid it.  Forcing ``select`` (4 ms slices) onto the seed's AUTO_INCREMENT
+    target copied faster in one A/B pair of benchmark runs (95k vs 76k rows/s) but the application's
+    trigger inserts queued on the AUTO-INC lock (p50 0.88 vs 0.40 ms, p99 5.13 vs 1.98 ms), bulk id
+    reservation used 1.42M ids for 967k rows, and race-test writers got error 1467.
+  - mode 2 (MySQL 8's default, Galera's requirement) takes no table lock, but measured on MariaDB
+    10.11.19 the ``select`` copy is not exact there.  An ``INSERT … SELECT … ON DUPLICATE KEY UPDATE``
+    that meets rows already in the target (the triggers wrote them) while other sessions insert
+    writes some of its rows onto ids those sessions were given, so the upsert updates *their* rows,
+    without an error or a warning.  The race tests forced onto ``select`` failed in 13 of 14 runs
+    (other users' rows overwritten, copied rows missing); in isolation (200k rows, a third of them
+    already in the target, two single-row inserters) 38,422 and 32,722 copied rows were missing and
+    33 inserted rows held copied values (2 runs), while the same copy with no rows already present
+    (1 run) and the ``values`` copy with them (2 runs) lost nothing (docs/measurements.md).  The
+    ``values`` copy is a "simple insert" whose ids are reserved for exactly its rows up front, and the
+    race tests under mode 2 are exact with it (tests/integration/test_autoinc_lock_mode2.py).
+
+  The ``values`` copy costs the literal round trip (the server builds the text and parses it again;
+  benchmarks/bench_backfill.py prints what that costs against a bare copy under both lock modes).
 """
 
 from __future__ import absolute_import, division, print_function

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from zdt_lab.modules import start_module
+from zdt_lab.replica_lag import same_data
 from zdt_lab.sync_races import SEED, create_users, cross_differences, cross_race, execute, expected_addresses, snapshot_cross
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
@@ -50,14 +51,19 @@ def zdt_objects(db):
     return triggers, tables, db.query('SELECT COUNT(*) FROM addresses')[0][0]
 
 
+def replica_heartbeat(stack, db):
+    """The backfill's heartbeat as the replica shows it (None before it has the checkpoint)."""
+    with stack.replica.root_connect(db.name) as conn:
+        try:
+            rows = execute(conn, 'SELECT heartbeat FROM zdt_sync_progress WHERE migration_id = 2')
+        except Exception:  # pylint: disable=broad-except  # the table is not there yet
+            return None
+    return rows[0][0] if rows else None
+
+
 def same_data_on_the_replica(stack, db):
-    """Wait until the replica has everything the primary logged, then compare both tables' checksums."""
-    stack.replica.wait_caught_up(60)
-    sums = []
-    for server in (stack.mariadb, stack.replica):
-        with server.root_connect(db.name) as conn:
-            sums.append(execute(conn, 'CHECKSUM TABLE users, addresses EXTENDED'))
-    return sums[0] == sums[1] and all(row[1] for row in sums[0])
+    """Once the replica has everything the primary logged: the same checksum for every table."""
+    return same_data(stack.mariadb, stack.replica, db.name)[0]
 
 
 def wait_for(condition, timeout, step=0.02):
@@ -130,12 +136,13 @@ def test_unreachable_replica_pauses_the_copy_for_replica_timeout_then_fails_and_
     down (connections refused); frozen: SIGSTOP (connections and reads hang, bounded by the replica connection's
     timeouts). The copy stays paused for replica_timeout, then the task fails; a rerun resumes from the checkpoint."""
     conn = rdb.connect()
-    create_users(conn, 50000)
-    args = dict(rdb.params, migration=SEED, chunk_time=0.05, **replica_args(stack, max_replica_lag=0.3, replica_timeout=2))
+    create_users(conn, 200000)
+    args = dict(rdb.params, migration=SEED, chunk_time=0.05, **replica_args(stack, max_replica_lag=0.2, replica_timeout=2))
     proc, path = start_module('mysql_trigger_sync', args)
     pid = None
     try:
         wait_for(lambda: (checkpoint(rdb) or (0,))[0] >= 2000, 60)
+        wait_for(lambda: replica_heartbeat(stack, rdb), 10)
         stack.replica.stop_sql_thread()
         wait_for(lambda: checkpoint(rdb)[1], 10)
         if how == 'stopped':
@@ -159,10 +166,10 @@ def test_unreachable_replica_pauses_the_copy_for_replica_timeout_then_fails_and_
     # bounded: replica_timeout, plus (frozen) the read that hung and one connection attempt, each capped at replica_timeout
     assert failed_after < 2 + (4 if how == 'frozen' else 0) + 1.5, failed_after
     done_before = checkpoint(rdb)[0]
-    assert 0 < done_before < 50000 and checkpoint(rdb)[3] == 'running'
+    assert 0 < done_before < 200000 and checkpoint(rdb)[3] == 'running'
     again = run_module('mysql_trigger_sync', args)
     assert not again.get('failed'), again
-    assert again['backfill']['resumed_from'] is not None and 0 < again['backfill']['rows_copied'] <= 50000 - done_before
+    assert again['backfill']['resumed_from'] is not None and 0 < again['backfill']['rows_copied'] <= 200000 - done_before
     assert again['verify']['mismatches'] == 0
     assert same_data_on_the_replica(stack, rdb)
 
