@@ -1,8 +1,8 @@
 """Local sandbox stack shared by the tests, the molecule scenarios and the demo.
 
-Private MariaDB (own datadir, port, socket), HAProxy in master-worker mode and
-application processes, each started and stopped by a pid file under one state
-directory.  A pid file records the process start time as well as the pid, so a
+Private MariaDB (own datadir, port, socket) and optionally a MariaDB replica of it,
+HAProxy in master-worker mode and application processes, each started and stopped by
+a pid file under one state directory.  A pid file records the process start time as well as the pid, so a
 stale file left by a crashed run is never mistaken for a live service even
 when the pid has been reused.  Ports are chosen in one place (``PortPlan``),
 persisted per state directory and checked free before a service starts.  The

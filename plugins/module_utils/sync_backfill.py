@@ -70,8 +70,9 @@ import time
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_errors import (
-    WARN_DEPRECATED_SYNTAX, WARN_GROUP_CONCAT_CUT, backoff_delay, is_lock_error)
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_inspect import foreign_keys, referencing_foreign_keys, triggers
+    ER_DUP_ENTRY, WARN_DEPRECATED_SYNTAX, WARN_GROUP_CONCAT_CUT, backoff_delay, error_code, is_lock_error)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_inspect import (
+    autoinc_lock_mode, foreign_keys, referencing_foreign_keys, triggers)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier as q
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import (
     BINARY_DATA_TYPES, LITERAL_SAFE_DATA_TYPES, NUMERIC_DATA_TYPES, STRING_DATA_TYPES, same_value, type_kind)
@@ -87,6 +88,9 @@ MAX_SLICE = 20000
 SLICE_TIME = 0.02
 SELECT_SLICE_TIME = 0.004
 CHUNK_RETRIES = 10
+STRATEGIES = ('values', 'select', 'insert')
+# The 'insert' strategy names the keys the new table already holds in a slice's range, up to this many.
+MAX_EXCLUDED = 1000
 
 
 class ChunkRetry(Exception):
@@ -108,11 +112,17 @@ def literal_expr(expr, data_type):
     return "IFNULL(QUOTE(%s), 'NULL')" % expr
 
 
-def choose_strategy(plan):
+def choose_strategy(plan, autoinc_lock_mode=1, cleanup=False):
+    """The copy's strategy for an entry (module docstring): ``autoinc_lock_mode`` is the server's, ``cleanup`` whether the
+    new table held rows before the triggers existed."""
     if plan.kind == 'same':
         return 'update'
+    if not plan.target_autoinc:
+        return 'select'
+    if int(autoinc_lock_mode) == 2 and not cleanup:
+        return 'insert'
     types = (plan.key_type,) + plan.from_types
-    if plan.target_autoinc and all(t in LITERAL_SAFE_DATA_TYPES for t in types):
+    if all(t in LITERAL_SAFE_DATA_TYPES for t in types):
         return 'values'
     return 'select'
 
@@ -132,12 +142,8 @@ class Backfill(object):
         # what may pause the copy between chunks (sync_throttle); by default only the primary's Threads_running
         self.throttler = throttler or Throttler(conn, plan.migration_id, plan.index, max_threads_running=max_threads_running,
                                                 sleep=sleep, clock=clock)
-        self.strategy = choose_strategy(plan)
-        if strategy and plan.kind == 'cross' and strategy in ('values', 'select'):
-            self.strategy = strategy
-        # An INSERT ... SELECT into a table with an AUTO_INCREMENT column holds the table-level AUTO-INC
-        # lock for the whole statement: keep such slices very short.
-        self.slice_time = SELECT_SLICE_TIME if (self.strategy == 'select' and plan.target_autoinc) else SLICE_TIME
+        self.forced_strategy = strategy if strategy in STRATEGIES and plan.kind == 'cross' else None
+        self.choose(1, False)
         self.key_sql = q(plan.from_key, 'from.key')
         self.from_sql = q(plan.from_table, 'from.table')
         self.to_sql = q(plan.to_table, 'to.table')
@@ -149,6 +155,13 @@ class Backfill(object):
         self.max_slice_seconds = 0.0
         self.last_slice_seconds = 0.0
         self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.chunk_size // 2 or MIN_CHUNK))
+
+    def choose(self, lock_mode, cleanup):
+        """Set the strategy (the forced one, if any) and the slice length that goes with it."""
+        self.strategy = self.forced_strategy or choose_strategy(self.plan, lock_mode, cleanup)
+        # Under innodb_autoinc_lock_mode 0 or 1 an INSERT ... SELECT into a table with an AUTO_INCREMENT column holds the
+        # table-level AUTO-INC lock for the whole statement: keep such slices very short.
+        self.slice_time = SELECT_SLICE_TIME if (self.strategy == 'select' and self.plan.target_autoinc) else SLICE_TIME
 
     # ---------------------------------------------------------------- helpers
 
@@ -271,6 +284,39 @@ class Backfill(object):
             rows = selected if rows is None else rows
         return int(scanned or 0), int(rows or 0)
 
+    def _insert_chunk(self, cur, lo, hi, scanned=None):
+        """A plain locking INSERT ... SELECT of the rows the new table does not hold yet (the 'insert' strategy).
+
+        Rows already there were written by the triggers after they were created, so they hold their old row's latest
+        values (this strategy never runs when the new table held rows before).  Leaving them out means the statement
+        never meets an existing row; a row a trigger writes between the read of those keys and the insert makes the
+        insert fail with a duplicate key, and the slice is rolled back and run again (never skipped, never merged)."""
+        plan = self.plan
+        tkey = q(plan.to_key, 'to.key')
+        tcond, targs = range_condition(tkey, lo, hi)
+        cur.execute('SELECT %s FROM %s WHERE %s LIMIT %d' % (tkey, self.to_sql, tcond, MAX_EXCLUDED + 1), targs)
+        present = [r[0] for r in cur.fetchall()]
+        cond, args = range_condition(self.key_sql, lo, hi)
+        if len(present) > MAX_EXCLUDED:
+            # many rows there already: a subquery (the server then buffers what it selects, which is slower)
+            skip = ' AND NOT EXISTS (SELECT 1 FROM %s AS zdt_t WHERE zdt_t.%s = %s.%s)' % (self.to_sql, tkey, self.from_sql, self.key_sql)
+        elif present:
+            skip = ' AND %s NOT IN (%s)' % (self.key_sql, ', '.join(['%s'] * len(present)))
+            args = list(args) + present
+        else:
+            skip = ''
+        cols = ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns])
+        src = ', '.join([self.key_sql] + [q(c, 'from.columns') for c in plan.from_columns])
+        cur.execute('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s AND %s%s LOCK IN SHARE MODE'
+                    % (self.to_sql, cols, src, self.from_sql, cond, plan.any_not_null(), skip), args)
+        rows = _records(cur)
+        self._check_warnings(cur, 'copying a chunk')
+        if rows is None or scanned is None:
+            cur.execute('SELECT COUNT(*) FROM %s WHERE %s' % (self.from_sql, cond), range_condition(self.key_sql, lo, hi)[1])
+            scanned = cur.fetchone()[0] if scanned is None else scanned
+            rows = 0 if rows is None else rows
+        return int(scanned or 0), int(rows or 0)
+
     def _cleanup_chunk(self, cur, lo, hi):
         """Delete new rows in the range whose old row is gone or all-NULL (only when the new table had rows before the sync)."""
         plan = self.plan
@@ -317,7 +363,9 @@ class Backfill(object):
                     cur.execute('ROLLBACK')
                 except Exception:  # pylint: disable=broad-except
                     pass
-                if is_lock_error(exc) and attempt < CHUNK_RETRIES:
+                # the 'insert' strategy meets a row a trigger wrote meanwhile as a duplicate key: run the slice again
+                retry = is_lock_error(exc) or (self.strategy == 'insert' and error_code(exc) == ER_DUP_ENTRY)
+                if retry and attempt < CHUNK_RETRIES:
                     self.sleep(backoff_delay(attempt, cap=2.0))
                     attempt += 1
                     continue
@@ -335,6 +383,8 @@ class Backfill(object):
                 self._values_chunk(cur, lo, hi)
             elif self.strategy == 'select':
                 scanned, rows = self._select_chunk(cur, lo, hi, scanned_hint)
+            elif self.strategy == 'insert':
+                scanned, rows = self._insert_chunk(cur, lo, hi, scanned_hint)
             else:
                 scanned, rows = self._update_chunk(cur, lo, hi)
             if cleanup:
@@ -424,11 +474,15 @@ class Backfill(object):
                 max_key = row['max_key']
                 lo = row['last_key']
                 cleanup = bool(row['cleanup'])
+                self.choose(autoinc_lock_mode(self.conn), cleanup)
+                result['strategy'] = self.strategy
                 result['resumed_from'] = lo
                 result['rows_total'] = int(row['rows_total'])
                 sync_state.resume(self.conn, plan.migration_id, plan.index, self.clock())
             else:
                 cleanup = target_has_rows(self.conn, plan) if target_had_rows is None else bool(target_had_rows)
+                self.choose(autoinc_lock_mode(self.conn), cleanup)
+                result['strategy'] = self.strategy
                 max_key = self.max_key()
                 lo = None
                 result['rows_total'] = self.count_upto(max_key)

@@ -10,6 +10,21 @@ def test_strategy_choice(cross_plan, same_plan):
     assert bf.choose_strategy(cross_plan(autoinc=None)) == 'select'
     assert bf.choose_strategy(cross_plan(types=('double', 'varchar'))) == 'select'
     assert bf.choose_strategy(same_plan()) == 'update'
+    # innodb_autoinc_lock_mode=2: a plain INSERT ... SELECT of the missing rows, unless every row must be compared
+    assert bf.choose_strategy(cross_plan(), autoinc_lock_mode=2) == 'insert'
+    assert bf.choose_strategy(cross_plan(types=('double', 'varchar')), autoinc_lock_mode=2) == 'insert'
+    assert bf.choose_strategy(cross_plan(), autoinc_lock_mode=2, cleanup=True) == 'values'
+    assert bf.choose_strategy(cross_plan(autoinc=None), autoinc_lock_mode=2) == 'select'
+    assert bf.choose_strategy(cross_plan(), autoinc_lock_mode=0) == 'values'
+
+
+def test_a_forced_strategy_and_the_slice_length_that_goes_with_it(cross_plan):
+    runner = bf.Backfill(None, 'app', cross_plan(), strategy='select')
+    runner.choose(2, False)
+    assert (runner.strategy, runner.slice_time) == ('select', bf.SELECT_SLICE_TIME)
+    runner = bf.Backfill(None, 'app', cross_plan())
+    runner.choose(2, False)
+    assert (runner.strategy, runner.slice_time) == ('insert', bf.SLICE_TIME)
 
 
 def test_literal_expressions_are_exact_per_type():
