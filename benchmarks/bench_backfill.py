@@ -616,14 +616,17 @@ def lock_mode_scenario(args):
     print()
     print('== the copy paths under innodb_autoinc_lock_mode 1 and 2 (%d users into the seed\'s addresses: AUTO_INCREMENT id, '
           'UNIQUE(user_id), FK; app writer at %d writes/s; %d rounds; no binary log)' % (args.rows, args.rate, args.rounds))
-    print('mode  copy    median s  vs bare (rounds)            app p99 (rounds)          app max   errors  diff from the old shape (rounds)')
+    print('mode  copy    median s  vs bare (rounds)            app p99 (rounds)          app max   errors  slices rerun  '
+          'diff from the old shape (rounds)')
     for mode, rounds in results.items():
         for kind in PATHS:
             ratios = [r['bare']['seconds'] / r[kind]['seconds'] for r in rounds]
-            print('%4d  %-6s  %8.2f  %4.2f (%-20s)  %-24s  %6.1f ms  %6d  %s'
+            print('%4d  %-6s  %8.2f  %4.2f (%-20s)  %-24s  %6.1f ms  %6d  %12s  %s'
                   % (mode, kind, median([r[kind]['seconds'] for r in rounds]), median(ratios), ', '.join('%.2f' % x for x in ratios),
                      ', '.join('%.2f' % r[kind]['app']['p99_ms'] for r in rounds), max(r[kind]['app']['max_ms'] for r in rounds),
-                     sum(r[kind]['app']['errors'] for r in rounds), ', '.join(str(r[kind].get('diff', '-')) for r in rounds)))
+                     sum(r[kind]['app']['errors'] for r in rounds),
+                     sum(r[kind]['backfill'].get('retries', 0) for r in rounds) if kind != 'bare' else '-',
+                     ', '.join(str(r[kind].get('diff', '-')) for r in rounds)))
 
 
 def main():

@@ -32,33 +32,43 @@ and runs it as a prepared statement: a "simple insert" that takes only the AUTO-
 table's own key is never given (the new version's ids cannot collide).  Columns whose values do
 not round-trip through a literal (FLOAT, DOUBLE, BIT, spatial) fall back to ``INSERT … SELECT``.
 
-Strategy, chosen at run time from the live schema (:func:`choose_strategy`):
+Strategy, chosen at run time from the live schema and the server (:func:`choose_strategy`):
 
 * ``select`` when the target has no AUTO_INCREMENT column: one locking ``INSERT … SELECT … LOCK IN
   SHARE MODE … ON DUPLICATE KEY UPDATE`` per slice, no literal round trip (the fast path).
-* ``values`` when it has one, whatever ``innodb_autoinc_lock_mode`` is:
+* ``insert`` when it has one and the server runs ``innodb_autoinc_lock_mode=2`` (MySQL 8's default,
+  Galera's requirement), unless the new table held rows before the triggers existed: per slice, the
+  keys the new table already holds in the range are read, then one plain locking ``INSERT … SELECT``
+  copies the other rows (:meth:`Backfill._insert_chunk`).  The rows already there were written by
+  the triggers, so they hold their old row's latest values; the statement never meets an existing
+  row, and a row a trigger writes between the two statements makes the insert fail with a duplicate
+  key, after which the slice is rolled back and run again.  Lock mode 2 takes no table AUTO-INC lock,
+  so this copy runs at close to a bare ``INSERT … SELECT`` without stalling the application.
+* ``values`` otherwise when it has one (lock mode 0 or 1, or rows there before the sync).
 
-  - mode 1 (MariaDB's default): an ``INSERT … SELECT`` holds the table AUTO-INC lock for the whole
-    statement even when it supplies the AUTO_INCREMENT value itself (measured on MariaDB 10.11: a
-    concurrent single-row insert waited 2.9 s behind a 2.9 s copy), so "take the target key from the
-    source key" does not avoid it.  Forcing ``select`` (4 ms slices) onto the seed's AUTO_INCREMENT
-    target copied faster in one A/B pair of benchmark runs (95k vs 76k rows/s) but the application's
-    trigger inserts queued on the AUTO-INC lock (p50 0.88 vs 0.40 ms, p99 5.13 vs 1.98 ms), bulk id
-    reservation used 1.42M ids for 967k rows, and race-test writers got error 1467.
-  - mode 2 (MySQL 8's default, Galera's requirement) takes no table lock, but measured on MariaDB
-    10.11.19 the ``select`` copy is not exact there.  An ``INSERT … SELECT … ON DUPLICATE KEY UPDATE``
-    that meets rows already in the target (the triggers wrote them) while other sessions insert
-    writes some of its rows onto ids those sessions were given, so the upsert updates *their* rows,
-    without an error or a warning.  The race tests forced onto ``select`` failed in 13 of 14 runs
-    (other users' rows overwritten, copied rows missing); in isolation (200k rows, a third of them
-    already in the target, two single-row inserters) 38,422 and 32,722 copied rows were missing and
-    33 inserted rows held copied values (2 runs), while the same copy with no rows already present
-    (1 run) and the ``values`` copy with them (2 runs) lost nothing (docs/measurements.md).  The
-    ``values`` copy is a "simple insert" whose ids are reserved for exactly its rows up front, and the
-    race tests under mode 2 are exact with it (tests/integration/test_autoinc_lock_mode2.py).
+Why not ``select`` into a table with an AUTO_INCREMENT column:
 
-  The ``values`` copy costs the literal round trip (the server builds the text and parses it again;
-  benchmarks/bench_backfill.py prints what that costs against a bare copy under both lock modes).
+- under lock mode 1 (MariaDB's default) an ``INSERT … SELECT`` holds the table AUTO-INC lock for the
+  whole statement even when it supplies the AUTO_INCREMENT value itself (measured on MariaDB 10.11: a
+  concurrent single-row insert waited 2.9 s behind a 2.9 s copy), so "take the target key from the
+  source key" does not avoid it.  Forcing ``select`` (4 ms slices) onto the seed's AUTO_INCREMENT
+  target copied faster in one A/B pair of benchmark runs (95k vs 76k rows/s) but the application's
+  trigger inserts queued on the AUTO-INC lock (p50 0.88 vs 0.40 ms, p99 5.13 vs 1.98 ms), bulk id
+  reservation used 1.42M ids for 967k rows, and writers got error 1467 ("Failed to read
+  auto-increment value from storage engine");
+- under lock mode 2 it is not exact (measured on MariaDB 10.11.19): an ``INSERT … SELECT … ON
+  DUPLICATE KEY UPDATE`` that meets rows already in the target (the triggers wrote them) while other
+  sessions insert writes some of its rows onto ids those sessions were given, so the upsert updates
+  *their* rows, without an error or a warning.  The race tests forced onto ``select`` failed in 13 of
+  14 runs (other users' rows overwritten, copied rows missing); in isolation (200k rows, a third of
+  them already in the target, two single-row inserters) 38,422 and 32,722 copied rows were missing
+  and 33 inserted rows held copied values (2 runs), while the same copy with no rows already present
+  (1 run) and the ``values`` copy with them (2 runs) lost nothing (docs/measurements.md).  That is why
+  the ``insert`` copy leaves existing rows out instead of merging them.
+
+The ``values`` copy costs the literal round trip (the server builds the text and parses it again;
+benchmarks/bench_backfill.py --scenario lock-modes prints what each copy costs against a bare copy
+under both lock modes).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -154,6 +164,7 @@ class Backfill(object):
         self.max_chunk_seconds = 0.0
         self.max_slice_seconds = 0.0
         self.last_slice_seconds = 0.0
+        self.retries = 0
         self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.chunk_size // 2 or MIN_CHUNK))
 
     def choose(self, lock_mode, cleanup):
@@ -284,19 +295,23 @@ class Backfill(object):
             rows = selected if rows is None else rows
         return int(scanned or 0), int(rows or 0)
 
-    def _insert_chunk(self, cur, lo, hi, scanned=None):
+    def _insert_chunk(self, cur, lo, hi):
         """A plain locking INSERT ... SELECT of the rows the new table does not hold yet (the 'insert' strategy).
 
-        Rows already there were written by the triggers after they were created, so they hold their old row's latest
-        values (this strategy never runs when the new table held rows before).  Leaving them out means the statement
-        never meets an existing row; a row a trigger writes between the read of those keys and the insert makes the
-        insert fail with a duplicate key, and the slice is rolled back and run again (never skipped, never merged)."""
+        The slice first locks its source rows (a locking read, which also counts them), so no trigger can write a new
+        row for them until it commits.  Rows the new table already holds were written by the triggers after they were
+        created, so they hold their old row's latest values (this strategy never runs when the new table held rows
+        before); leaving them out means the insert never meets an existing row.  An old row inserted into the range
+        meanwhile (not locked) may get its new row from its trigger before the insert reaches it: the insert then fails
+        with a duplicate key, and the slice is rolled back and run again (never skipped, never merged)."""
         plan = self.plan
+        cond, args = range_condition(self.key_sql, lo, hi)
+        cur.execute('SELECT COUNT(*) FROM %s WHERE %s LOCK IN SHARE MODE' % (self.from_sql, cond), args)
+        scanned = int(cur.fetchone()[0])
         tkey = q(plan.to_key, 'to.key')
         tcond, targs = range_condition(tkey, lo, hi)
         cur.execute('SELECT %s FROM %s WHERE %s LIMIT %d' % (tkey, self.to_sql, tcond, MAX_EXCLUDED + 1), targs)
         present = [r[0] for r in cur.fetchall()]
-        cond, args = range_condition(self.key_sql, lo, hi)
         if len(present) > MAX_EXCLUDED:
             # many rows there already: a subquery (the server then buffers what it selects, which is slower)
             skip = ' AND NOT EXISTS (SELECT 1 FROM %s AS zdt_t WHERE zdt_t.%s = %s.%s)' % (self.to_sql, tkey, self.from_sql, self.key_sql)
@@ -311,11 +326,7 @@ class Backfill(object):
                     % (self.to_sql, cols, src, self.from_sql, cond, plan.any_not_null(), skip), args)
         rows = _records(cur)
         self._check_warnings(cur, 'copying a chunk')
-        if rows is None or scanned is None:
-            cur.execute('SELECT COUNT(*) FROM %s WHERE %s' % (self.from_sql, cond), range_condition(self.key_sql, lo, hi)[1])
-            scanned = cur.fetchone()[0] if scanned is None else scanned
-            rows = 0 if rows is None else rows
-        return int(scanned or 0), int(rows or 0)
+        return scanned, int(rows if rows is not None else cur.rowcount)
 
     def _cleanup_chunk(self, cur, lo, hi):
         """Delete new rows in the range whose old row is gone or all-NULL (only when the new table had rows before the sync)."""
@@ -366,7 +377,9 @@ class Backfill(object):
                 # the 'insert' strategy meets a row a trigger wrote meanwhile as a duplicate key: run the slice again
                 retry = is_lock_error(exc) or (self.strategy == 'insert' and error_code(exc) == ER_DUP_ENTRY)
                 if retry and attempt < CHUNK_RETRIES:
-                    self.sleep(backoff_delay(attempt, cap=2.0))
+                    self.retries += 1
+                    if is_lock_error(exc):      # a duplicate key is no contention: run the slice again at once
+                        self.sleep(backoff_delay(attempt, cap=2.0))
                     attempt += 1
                     continue
                 raise DatabaseError('%s of %s failed: %s' % (what, self.plan.field, exc.args[-1] if exc.args else exc))
@@ -384,7 +397,7 @@ class Backfill(object):
             elif self.strategy == 'select':
                 scanned, rows = self._select_chunk(cur, lo, hi, scanned_hint)
             elif self.strategy == 'insert':
-                scanned, rows = self._insert_chunk(cur, lo, hi, scanned_hint)
+                scanned, rows = self._insert_chunk(cur, lo, hi)
             else:
                 scanned, rows = self._update_chunk(cur, lo, hi)
             if cleanup:
@@ -524,6 +537,7 @@ class Backfill(object):
         if self.throttler.max_replica_lag_seen is not None:
             result['max_replica_lag_seen'] = round(self.throttler.max_replica_lag_seen, 3)
         result['max_slice_seconds'] = round(self.max_slice_seconds, 4)
+        result['retries'] = self.retries
         return result
 
 

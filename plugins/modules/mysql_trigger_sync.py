@@ -42,13 +42,15 @@ description:
     (and overwrites it with the newer value). Slices last about 20 ms, so an application write to a row being copied waits
     at most one slice; chunks (sized to O(chunk_time)) group slices for throttling and progress. Nothing is copied with
     IGNORE; any warning fails the slice."
-  - "Copy method, chosen from the live schema: into a target without an AUTO_INCREMENT column one locking
-    C(INSERT ... SELECT ... ON DUPLICATE KEY UPDATE) per slice; into a target with one (the seed's C(addresses)), the server
-    builds a multi-row C(INSERT ... VALUES) from the locked rows and runs it, whatever C(innodb_autoinc_lock_mode) is: under
-    lock mode 1 an C(INSERT ... SELECT) would hold the table-level AUTO-INC lock for its whole run and stall the application's
-    inserts, and under lock mode 2 it was measured to update other rows than its own (an id it handed back after meeting an
-    existing row was taken again while other sessions inserted). The second method is slower (the rows are turned into SQL
-    text and parsed again)."
+  - "Copy method, chosen from the live schema and the server: into a target without an AUTO_INCREMENT column one locking
+    C(INSERT ... SELECT ... ON DUPLICATE KEY UPDATE) per slice. Into a target with one (the seed's C(addresses)) under
+    C(innodb_autoinc_lock_mode=2), a plain locking C(INSERT ... SELECT) of the rows the target does not hold yet (rows the
+    triggers wrote are left out; one a trigger writes meanwhile makes the slice run again). Otherwise (lock mode 0 or 1, or
+    a target that held rows before the sync) the server builds a multi-row C(INSERT ... VALUES) from the locked rows and runs
+    it, because under lock mode 1 an C(INSERT ... SELECT) would hold the table-level AUTO-INC lock for its whole run and
+    stall the application's inserts. This last method is slower (the rows are turned into SQL text and parsed again).
+    An C(INSERT ... SELECT ... ON DUPLICATE KEY UPDATE) into an AUTO_INCREMENT target is never used: under lock mode 2 it
+    was measured to update other rows than its own."
   - "The copy's session skips foreign key checks only when they can neither fail nor act: every foreign key of the target
     is C(to.key -> from.table(from.key)) (the slice holds a shared lock on each copied row's parent), no foreign key
     references the target and the target has no trigger but this sync's. Otherwise the checks stay on. Application
@@ -192,8 +194,9 @@ notes:
     and the UNIQUE index on C(to.key); the module refuses others, since an upsert could match a different row through them."
   - Writes that the old shape cannot hold (a new row whose synced columns are all NULL) are not representable while the sync
     exists; verify reports them.
-  - A new table with an AUTO_INCREMENT key is backfilled with multi-row C(INSERT ... VALUES) statements built by the server,
-    so the table-level AUTO-INC lock is never held for a whole chunk.
+  - A new table with an AUTO_INCREMENT key is backfilled without ever holding the table-level AUTO-INC lock for a whole chunk:
+    with multi-row C(INSERT ... VALUES) statements built by the server, or under C(innodb_autoinc_lock_mode=2) (no such
+    lock) with plain C(INSERT ... SELECT) statements of the missing rows.
   - "The forward triggers write the new row with C(INSERT ... ON DUPLICATE KEY UPDATE) alone, never an C(UPDATE) first: under
     REPEATABLE READ an C(UPDATE) that finds no row gap-locks the key index, and two writes giving not yet copied old rows a
     new row would deadlock each other. On a new table with an AUTO_INCREMENT key, each such write that finds the row
