@@ -194,9 +194,9 @@ notes:
     and the UNIQUE index on C(to.key); the module refuses others, since an upsert could match a different row through them."
   - Writes that the old shape cannot hold (a new row whose synced columns are all NULL) are not representable while the sync
     exists; verify reports them.
-  - A new table with an AUTO_INCREMENT key is backfilled without ever holding the table-level AUTO-INC lock for a whole chunk:
-    with multi-row C(INSERT ... VALUES) statements built by the server, or under C(innodb_autoinc_lock_mode=2) (no such
-    lock) with plain C(INSERT ... SELECT) statements of the missing rows.
+  - "A new table with an AUTO_INCREMENT key is backfilled without ever holding the table-level AUTO-INC lock for a whole chunk:
+    with multi-row C(INSERT ... VALUES) statements built by the server, or under C(innodb_autoinc_lock_mode=2), which has no
+    such lock, with plain C(INSERT ... SELECT) statements of the missing rows."
   - "The forward triggers write the new row with C(INSERT ... ON DUPLICATE KEY UPDATE) alone, never an C(UPDATE) first: under
     REPEATABLE READ an C(UPDATE) that finds no row gap-locks the key index, and two writes giving not yet copied old rows a
     new row would deadlock each other. On a new table with an AUTO_INCREMENT key, each such write that finds the row
