@@ -501,6 +501,30 @@ def fmt_ms(seconds):
     return '-' if seconds is None else '%.0f ms' % (seconds * 1000)
 
 
+def one_copy(db, conn, writer, kind, mig, ready=None, **sync_args):
+    """A fresh ``addresses``, then the bare copy (``kind`` 'bare') or ours (sync_present with ``sync_args``) with the writer's
+    phase named ``kind``; after ours, the count of wrong rows, and the sync removed again.  Returns its figures."""
+    q(conn, 'DROP TABLE IF EXISTS addresses')
+    create_addresses(conn)
+    if ready:
+        ready()
+    writer.set_phase(kind)
+    t0 = time.time()
+    if kind == 'bare':
+        q(conn, BARE_COPY % 'addresses (user_id, address_line_1, address_line_2)')
+        res = {}
+    else:
+        res = sync_present(db.root_connect(DB), DB, mig, verify=False, **sync_args)['entries'][0]['backfill']
+    seconds = time.time() - t0
+    writer.set_phase('between')
+    out = dict(started=t0, seconds=seconds, backfill=res, app=writer.phase_stats(kind, seconds))
+    writer.lat[kind], writer.errors[kind] = [], {}
+    if kind != 'bare':
+        out['diff'] = diff_count(conn)
+        sync_absent(db.root_connect(DB), DB, mig)
+    return out
+
+
 def replica_scenario(args):
     sb, conn = seeded_sandbox(args, 'replica', replica=True)
     db = sb.mariadb
@@ -515,31 +539,15 @@ def replica_scenario(args):
         for i in range(args.rounds):
             out = {}
             for kind in ('ours+replica', 'ours', 'bare'):
-                q(conn, 'DROP TABLE IF EXISTS addresses')
-                create_addresses(conn)
+                replicas = replicas_from_params(dict(db.root_params(), database=DB), [{'login_unix_socket': sb.replica.socket}]) \
+                    if kind == 'ours+replica' else []
+                r = one_copy(db, conn, writer, kind, mig, ready=lambda: sb.replica.wait_caught_up(600), chunk_time=args.chunk_time,
+                             replicas=replicas, max_replica_lag=args.max_replica_lag)
+                for replica in replicas:
+                    replica.close()
                 sb.replica.wait_caught_up(600)
-                writer.set_phase(kind)
-                t0 = time.time()
-                if kind == 'bare':
-                    q(conn, BARE_COPY % 'addresses (user_id, address_line_1, address_line_2)')
-                    res = {}
-                else:
-                    replicas = replicas_from_params(dict(db.root_params(), database=DB), [{'login_unix_socket': sb.replica.socket}]) \
-                        if kind == 'ours+replica' else []
-                    res = sync_present(db.root_connect(DB), DB, mig, verify=False, chunk_time=args.chunk_time, replicas=replicas,
-                                       max_replica_lag=args.max_replica_lag)['entries'][0]['backfill']
-                    for replica in replicas:
-                        replica.close()
-                seconds = time.time() - t0
-                writer.set_phase('between')
-                sb.replica.wait_caught_up(600)
-                caught_up = time.time()
-                out[kind] = dict(seconds=seconds, rows=res.get('rows_total') or args.rows, backfill=res, lag=monitor.stats(t0, caught_up),
-                                 catch_up=caught_up - t0 - seconds, app=writer.phase_stats(kind, seconds))
-                writer.lat[kind], writer.errors[kind] = [], {}
-                if kind != 'bare':
-                    out[kind]['diff'] = diff_count(conn)
-                    sync_absent(db.root_connect(DB), DB, mig)
+                r.update(rows=r['backfill'].get('rows_total') or args.rows, lag=monitor.stats(r['started'], time.time()))
+                out[kind] = r
             rounds.append(out)
             print('round %d: %s' % (i + 1, ', '.join('%s %.2fs' % (k, v['seconds']) for k, v in out.items())), flush=True)
     finally:
@@ -565,9 +573,9 @@ def replica_scenario(args):
                      r['app']['errors'], r.get('diff', '-')))
     throttled = [r['ours+replica'] for r in rounds]
     worst = max(r['lag']['max'] - (args.max_replica_lag + r['backfill']['max_chunk_seconds']) for r in throttled)
+    rate = median([r['rows'] / r['seconds'] for r in throttled])
     print('with the replica in replicas: median %.0f rows/s; replica lag max %s over all rounds; the largest lag minus its round\'s '
-          'limit + longest chunk: %+.0f ms (%s)' % (median([r['rows'] / r['seconds'] for r in throttled]),
-                                                   fmt_ms(max(r['lag']['max'] for r in throttled)), worst * 1000,
+          'limit + longest chunk: %+.0f ms (%s)' % (rate, fmt_ms(max(r['lag']['max'] for r in throttled)), worst * 1000,
                                                    'never above' if worst <= 0 else 'ABOVE'))
 
 
@@ -589,23 +597,7 @@ def lock_mode_scenario(args):
             for i in range(args.rounds):
                 out = {}
                 for kind in PATHS:
-                    q(conn, 'DROP TABLE IF EXISTS addresses')
-                    create_addresses(conn)
-                    writer.set_phase(kind)
-                    t0 = time.time()
-                    if kind == 'bare':
-                        q(conn, BARE_COPY % 'addresses (user_id, address_line_1, address_line_2)')
-                        res = {}
-                    else:
-                        res = sync_present(sb.mariadb.root_connect(DB), DB, mig, verify=False, chunk_time=args.chunk_time,
-                                           strategy=kind)['entries'][0]['backfill']
-                    seconds = time.time() - t0
-                    writer.set_phase('between')
-                    out[kind] = dict(seconds=seconds, backfill=res, app=writer.phase_stats(kind, seconds))
-                    writer.lat[kind], writer.errors[kind] = [], {}
-                    if kind != 'bare':
-                        out[kind]['diff'] = diff_count(conn)
-                        sync_absent(sb.mariadb.root_connect(DB), DB, mig)
+                    out[kind] = one_copy(sb.mariadb, conn, writer, kind, mig, chunk_time=args.chunk_time, strategy=kind)
                 rounds.append(out)
                 print('[lock mode %d] round %d: %s' % (mode, i + 1, ', '.join('%s %.2fs' % (k, v['seconds']) for k, v in out.items())),
                       flush=True)

@@ -62,7 +62,11 @@ class Replica(object):
             return query(conn, sql, args)
         except Exception as exc:  # pylint: disable=broad-except  # driver errors: a lost connection means unreachable
             code = error_code(exc)
-            if code in UNREACHABLE or code is None or code == 0:
+            # a lost or closed connection: an unreachable code, or the driver's errors without a server code (PyMySQL
+            # raises InterfaceError(0, '') on a connection it has already closed)
+            lost = code in UNREACHABLE or isinstance(exc, (OSError, IOError)) or (
+                code in (None, 0) and type(exc).__module__.split('.')[0] == 'pymysql')
+            if lost:
                 self.close()
                 raise ReplicaUnavailable(self.label, error_message(exc) or exc.__class__.__name__)
             raise

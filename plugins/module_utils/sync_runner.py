@@ -179,11 +179,10 @@ def _verify_replicas(conn, db, plans, replicas, replica_timeout, sleep, clock):
             total['keys'].extend(res['keys'][:10 - len(total['keys'])])
             total['unverified_keys'].extend(res['unverified_keys'][:10 - len(total['unverified_keys'])])
         results.append(total)
-    bad = [r for r in results if r['mismatches']]
+    bad = ['replica %s differs from the primary in %d row(s); first keys: %s' % (r['replica'], r['mismatches'], ', '.join(repr(k) for k in r['keys']))
+           for r in results if r['mismatches']]
     if bad:
-        raise SyncMismatch('verify_replicas: %s' % '; '.join('replica %s differs from the primary in %d row(s); first keys: %s'
-                                                              % (r['replica'], r['mismatches'], ', '.join(repr(k) for k in r['keys']))
-                                                              for r in bad), dict(replicas=results))
+        raise SyncMismatch('verify_replicas: %s' % '; '.join(bad), dict(replicas=results))
     return results
 
 

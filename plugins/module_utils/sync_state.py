@@ -55,8 +55,8 @@ def ensure_table(conn, db):
     present = columns(conn, db, PROGRESS_TABLE)
     missing = [(name, definition) for name, definition in ADDED_COLUMNS if name not in present]
     if missing:
-        query(conn, 'ALTER TABLE %s %s' % (table_sql(), ', '.join('ADD COLUMN %s %s' % (quote_identifier(name), definition)
-                                                                   for name, definition in missing)))
+        additions = ', '.join('ADD COLUMN %s %s' % (quote_identifier(name), definition) for name, definition in missing)
+        query(conn, 'ALTER TABLE %s %s' % (table_sql(), additions))
 
 
 def read(conn, db, migration_id, index):

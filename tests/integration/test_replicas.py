@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from zdt_lab.modules import start_module
+from zdt_lab.modules import module_result, start_module
 from zdt_lab.replica_lag import same_data
 from zdt_lab.sync_races import SEED, create_users, cross_differences, cross_race, execute, expected_addresses, snapshot_cross
+from zdt_lab.waiting import wait_for
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
@@ -66,30 +67,8 @@ def same_data_on_the_replica(stack, db):
     return same_data(stack.mariadb, stack.replica, db.name)[0]
 
 
-def wait_for(condition, timeout, step=0.02):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError('condition not met within %ss' % timeout)
-
-
 def finish(proc, path, timeout=120):
-    import json  # pylint: disable=import-outside-toplevel
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.unlink(path)
-    text = out.decode(errors='replace')
-    try:
-        return json.loads(text[text.index('{'):])
-    except ValueError:
-        raise AssertionError('no JSON from the module: %s %s' % (text, err.decode(errors='replace'))) from None
+    return module_result('mysql_trigger_sync', proc, path, timeout)
 
 
 # ------------------------------------------------------------------------------------------ lag throttling
@@ -353,4 +332,3 @@ def test_verify_replicas_needs_replicas(rdb, run_module):
     create_users(rdb.connect(), 10)
     res = run_module('mysql_trigger_sync', dict(rdb.params, migration=SEED, verify_replicas=True))
     assert res.get('failed') and res['msg'] == 'verify_replicas: needs at least one entry in replicas', res
-

@@ -3,6 +3,8 @@ import re
 
 import pytest
 
+from zdt_lab.traffic_fakes import FakeClock
+
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_preflight as pf
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_replicas import ReplicaUnavailable
@@ -106,7 +108,7 @@ def test_check_server_checks_the_version_first_and_privileges_only_for_new_trigg
 
 
 class FakeReplica(object):
-    def __init__(self, server_id=2, unreachable_for=0, clock=None):
+    def __init__(self, server_id=2, unreachable_for=0, clock=None):   # unreachable until the clock reads unreachable_for
         self.label = 'db2:3306'
         self.server_id = server_id
         self.unreachable_for = unreachable_for
@@ -119,23 +121,12 @@ class FakeReplica(object):
         return ((self.server_id,),)
 
 
-class Clock(object):
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 def test_replicas_must_answer_within_replica_timeout_and_not_be_the_primary():
-    clock = Clock()
-    pf.check_replicas(Server(), [FakeReplica(clock=clock, unreachable_for=2)], 5, sleep=clock.sleep, clock=clock)
-    assert 2 <= clock.now < 3
-    clock = Clock()
+    clock = FakeClock()
+    pf.check_replicas(Server(), [FakeReplica(clock=clock, unreachable_for=102)], 5, sleep=clock.sleep, clock=clock)
+    assert 102 <= clock.now < 103
+    clock = FakeClock()
     with pytest.raises(DatabaseError, match=r'db2:3306 cannot be reached: Connection refused, for 5 s .*nothing was changed'):
-        pf.check_replicas(Server(), [FakeReplica(clock=clock, unreachable_for=100)], 5, sleep=clock.sleep, clock=clock)
+        pf.check_replicas(Server(), [FakeReplica(clock=clock, unreachable_for=10 ** 9)], 5, sleep=clock.sleep, clock=clock)
     with pytest.raises(DatabaseError, match="has the primary's server_id 1"):
         pf.check_replicas(Server(), [FakeReplica(server_id=1, clock=clock)], 5, sleep=clock.sleep, clock=clock)

@@ -1,23 +1,16 @@
 """What pauses the backfill between chunks: Threads_running, replica lag from the heartbeat, unreachable replicas (no server)."""
 import pytest
 
+from zdt_lab.traffic_fakes import FakeClock
+
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_throttle as st
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_replicas import ReplicaUnavailable
 
 
-class Clock(object):
-    """A fake clock that sleeping advances."""
-
-    def __init__(self, now=1000.0):
-        self.now = now
-        self.slept = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
+def Clock():  # noqa: N802 - the shared fake clock, at t=1000
+    clock = FakeClock()
+    clock.now = 1000.0
+    return clock
 
 
 class Primary(object):
@@ -79,7 +72,7 @@ def test_pauses_while_threads_running_is_above_the_limit():
     clock = Clock()
     t = throttler(Primary([40, 26, 25]), clock, max_threads_running=25)
     t.wait()
-    assert clock.slept == [st.POLL, st.POLL] and t.throttled_seconds == pytest.approx(2 * st.POLL)
+    assert clock.sleeps == [st.POLL, st.POLL] and t.throttled_seconds == pytest.approx(2 * st.POLL)
 
 
 def test_threads_running_zero_turns_that_throttle_off():
@@ -93,7 +86,7 @@ def test_no_pause_while_replicas_are_within_the_lag_limit():
     primary = Primary()
     t = throttler(primary, clock, max_threads_running=0, replicas=[Replica(clock, lambda now: 0.4)], max_replica_lag=1.0)
     t.wait()
-    assert clock.slept == [] and primary.beats == [] and t.max_replica_lag_seen == pytest.approx(0.4)
+    assert clock.sleeps == [] and primary.beats == [] and t.max_replica_lag_seen == pytest.approx(0.4)
 
 
 def test_pauses_while_a_replica_lags_more_than_the_limit_writing_heartbeats_with_the_reason():
@@ -155,3 +148,47 @@ def test_a_replica_that_never_shows_the_heartbeat_fails_after_replica_timeout():
     with pytest.raises(st.ReplicaTimeout, match='shown no heartbeat of the backfill for 4 s'):
         t.wait()              # 1.2 s: it pauses, and fails when the 4 s are over
     assert 4.0 < clock.now - 1000.0 <= 4.0 + st.POLL + 1e-9
+
+
+class LostConnection(Exception):
+    """Stands for pymysql.err.OperationalError(2013, ...)."""
+
+
+LostConnection.__module__ = 'pymysql.err'
+
+
+def test_replica_connections_tell_unreachable_from_refused():
+    from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_replicas as mr
+    from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ConnectionFailed, DatabaseError
+
+    class Conn(object):
+        def __init__(self, exc):
+            self.exc = exc
+
+        def cursor(self):
+            raise self.exc
+
+        def close(self):
+            pass
+
+    def replica(connect_exc=None, query_exc=None):
+        def connect_fn(params, read_timeout=None):
+            assert read_timeout == 3 and params['connect_timeout'] == 3
+            if connect_exc:
+                raise connect_exc
+            return Conn(query_exc)
+        [r] = mr.replicas_from_params(dict(login_host='db1', login_port=3306, connect_timeout=30, database='app'),
+                                      [dict(login_host='db2')], replica_timeout=3, connect_fn=connect_fn)
+        return r
+
+    with pytest.raises(ReplicaUnavailable, match='db2:3306 cannot be reached'):
+        replica(connect_exc=ConnectionFailed('refused', 2003)).query('SELECT 1')
+    with pytest.raises(ReplicaUnavailable):
+        replica(query_exc=LostConnection(2013, 'Lost connection to MySQL server during query (timed out)')).query('SELECT 1')
+    with pytest.raises(ReplicaUnavailable):
+        replica(query_exc=LostConnection(0, '')).query('SELECT 1')
+    with pytest.raises(DatabaseError, match='replica db2:3306: access denied') as err:
+        replica(connect_exc=ConnectionFailed('access denied for user x', 1045)).query('SELECT 1')
+    assert not isinstance(err.value, ReplicaUnavailable)
+    with pytest.raises(TypeError):           # a bug is no outage
+        replica(query_exc=TypeError('bug')).query('SELECT 1')
