@@ -573,10 +573,10 @@ def replica_scenario(args):
                      r['app']['errors'], r.get('diff', '-')))
     throttled = [r['ours+replica'] for r in rounds]
     worst = max(r['lag']['max'] - (args.max_replica_lag + r['backfill']['max_chunk_seconds']) for r in throttled)
-    rate = median([r['rows'] / r['seconds'] for r in throttled])
+    figures = (median([r['rows'] / r['seconds'] for r in throttled]), fmt_ms(max(r['lag']['max'] for r in throttled)), worst * 1000,
+               'never above' if worst <= 0 else 'ABOVE')
     print('with the replica in replicas: median %.0f rows/s; replica lag max %s over all rounds; the largest lag minus its round\'s '
-          'limit + longest chunk: %+.0f ms (%s)' % (rate, fmt_ms(max(r['lag']['max'] for r in throttled)), worst * 1000,
-                                                   'never above' if worst <= 0 else 'ABOVE'))
+          'limit + longest chunk: %+.0f ms (%s)' % figures)
 
 
 # the bare copy, then our three ways of copying into a table with an AUTO_INCREMENT column (the module uses values under

@@ -65,7 +65,7 @@ class Replica(object):
             # a lost or closed connection: an unreachable code, or the driver's errors without a server code (PyMySQL
             # raises InterfaceError(0, '') on a connection it has already closed)
             lost = code in UNREACHABLE or isinstance(exc, (OSError, IOError)) or (
-                code in (None, 0) and type(exc).__module__.split('.')[0] == 'pymysql')
+                code in (None, 0) and type(exc).__module__.split('.', 1)[0] == 'pymysql')
             if lost:
                 self.close()
                 raise ReplicaUnavailable(self.label, error_message(exc) or exc.__class__.__name__)
