@@ -34,7 +34,8 @@ Two more scenarios (``--scenario``), each with the same users, writer and migrat
 
 * ``replica``: the primary logs in binary (ROW) and a MariaDB replica follows it (GTID over loopback).
   Per round: our copy with the replica in ``replicas`` and ``max_replica_lag`` (--max-replica-lag,
-  default 1 s), our copy without it, and the bare copy.  Printed: copy rate, the module's throttled
+  default 1 s), our copy without it, and the bare copy (--replica-lock-mode: the primary's
+  ``innodb_autoinc_lock_mode``, default 1: the values copy; 2: the insert copy).  Printed: copy rate, the module's throttled
   seconds and largest lag seen, the replica's lag p50/p99/max measured by zdt_lab.replica_lag (its own
   20 ms heartbeat, sampled every 50 ms, from the copy's start until the replica has caught up with it)
   against "the limit + one chunk" (max_replica_lag + the copy's longest chunk), and the writer's view.
@@ -526,7 +527,7 @@ def one_copy(db, conn, writer, kind, mig, ready=None, **sync_args):
 
 
 def replica_scenario(args):
-    sb, conn = seeded_sandbox(args, 'replica', replica=True)
+    sb, conn = seeded_sandbox(args, 'replica', replica=True, options={'innodb-autoinc-lock-mode': args.replica_lock_mode})
     db = sb.mariadb
     mig = parse_migration(MIGRATION)
     writer = AppWriter(db, args.rate, args.rows)
@@ -556,8 +557,9 @@ def replica_scenario(args):
             monitor.stop()
         sb.stop_all()
     print()
-    print('== copy with a replica attached (%d users; app writer at %d writes/s; max_replica_lag %.1f s, chunk_time %.1f s; %d rounds)'
-          % (args.rows, args.rate, args.max_replica_lag, args.chunk_time, len(rounds)))
+    print('== copy with a replica attached (%d users; app writer at %d writes/s; max_replica_lag %.1f s, chunk_time %.1f s; '
+          'innodb_autoinc_lock_mode %d, strategy %s; %d rounds)' % (args.rows, args.rate, args.max_replica_lag, args.chunk_time,
+                                                                   args.replica_lock_mode, rounds[0]['ours']['backfill']['strategy'], len(rounds)))
     print('replica lag: zdt_lab.replica_lag (20 ms heartbeat, sampled every 50 ms) from the copy\'s start until the replica caught up')
     print('round  copy           seconds    rows/s  throttled  lag seen  max chunk | lag p50  lag p99  lag max  limit+chunk | '
           'app p50  app p99  app max  errors  diff')
@@ -626,6 +628,7 @@ def main():
     ap.add_argument('--scenario', choices=['default', 'replica', 'lock-modes'], default='default')
     ap.add_argument('--max-replica-lag', type=float, default=1.0, help='replica scenario: the module\'s max_replica_lag (s)')
     ap.add_argument('--lock-modes', default='1,2', help='lock-modes scenario: the innodb_autoinc_lock_mode values to compare')
+    ap.add_argument('--replica-lock-mode', type=int, default=1, help='replica scenario: the primary\'s innodb_autoinc_lock_mode')
     ap.add_argument('--rows', type=int, default=1000000)
     ap.add_argument('--rate', type=int, default=1000, help='application writes per second during the copies')
     ap.add_argument('--chunk-time', type=float, default=0.5)
