@@ -557,9 +557,10 @@ def replica_scenario(args):
             monitor.stop()
         sb.stop_all()
     print()
+    setting = (args.rows, args.rate, args.max_replica_lag, args.chunk_time, args.replica_lock_mode, rounds[0]['ours']['backfill']['strategy'],
+               len(rounds))
     print('== copy with a replica attached (%d users; app writer at %d writes/s; max_replica_lag %.1f s, chunk_time %.1f s; '
-          'innodb_autoinc_lock_mode %d, strategy %s; %d rounds)' % (args.rows, args.rate, args.max_replica_lag, args.chunk_time,
-                                                                   args.replica_lock_mode, rounds[0]['ours']['backfill']['strategy'], len(rounds)))
+          'innodb_autoinc_lock_mode %d, strategy %s; %d rounds)' % setting)
     print('replica lag: zdt_lab.replica_lag (20 ms heartbeat, sampled every 50 ms) from the copy\'s start until the replica caught up')
     print('round  copy           seconds    rows/s  throttled  lag seen  max chunk | lag p50  lag p99  lag max  limit+chunk | '
           'app p50  app p99  app max  errors  diff')
