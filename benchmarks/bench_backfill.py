@@ -30,7 +30,24 @@ Steps 2-4 run as --rounds interleaved rounds (default 3) with the writer running
 medians and the median of each round's ratio are printed.  The machine is shared and noisy (the same
 copy varies by a third between minutes): compare ratios from the same run, and run it more than once.
 
-Usage: .venv/bin/python benchmarks/bench_backfill.py [--rows 1000000] [--rate 1000] [--root DIR]
+Two more scenarios (``--scenario``), each with the same users, writer and migration:
+
+* ``replica``: the primary logs in binary (ROW) and a MariaDB replica follows it (GTID over loopback).
+  Per round: our copy with the replica in ``replicas`` and ``max_replica_lag`` (--max-replica-lag,
+  default 1 s), our copy without it, and the bare copy (--replica-lock-mode: the primary's
+  ``innodb_autoinc_lock_mode``, default 1: the values copy; 2: the insert copy).  Printed: copy rate, the module's throttled
+  seconds and largest lag seen, the replica's lag p50/p99/max measured by zdt_lab.replica_lag (its own
+  20 ms heartbeat, sampled every 50 ms, from the copy's start until the replica has caught up with it)
+  against "the limit + one chunk" (max_replica_lag + the copy's longest chunk), and the writer's view.
+* ``lock-modes``: a server per ``innodb_autoinc_lock_mode`` (--lock-modes, default 1,2; no binary log).
+  Per round, into the seed's ``addresses`` (AUTO_INCREMENT id): the bare copy, then our ``values``,
+  ``insert`` and ``select`` copies, each forced (the module takes ``values`` under lock mode 1 and
+  ``insert`` under lock mode 2); each one's time against the bare copy of the same round, the
+  writer's p99 and errors during it, and the anti-join count of rows that differ from the old shape
+  afterwards (exactness).
+
+Usage: .venv/bin/python benchmarks/bench_backfill.py [--scenario default|replica|lock-modes] [--rows 1000000] [--rate 1000]
+       [--root DIR]
 """
 import argparse
 import os
@@ -42,8 +59,10 @@ import time
 
 import pymysql
 from zdt_lab import REPO_ROOT
+from zdt_lab.replica_lag import LagMonitor
 from zdt_lab.sandbox import Sandbox
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_replicas import replicas_from_params
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_runner import sync_absent, sync_present
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_inspect import inspect_all
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_verify import Verifier
@@ -461,8 +480,156 @@ def print_throughput(tp, args):
                      100.0 * (1 - med['ours'][op] / base)))
 
 
+def seeded_sandbox(args, name, log_bin=False, options=None, replica=False):
+    """A sandbox under --root/<name> with --rows users; its server settings as given."""
+    sb = Sandbox(os.path.join(args.root, name), preferred_ports={})
+    sb.mariadb.configure(log_bin=log_bin or replica, options=options or {})
+    sb.mariadb.start()
+    if replica:
+        sb.replica.start()
+    sb.mariadb.create_database(DB)
+    conn = sb.mariadb.root_connect(DB)
+    t0 = time.time()
+    create_schema(conn, args.rows)
+    if replica:
+        sb.replica.wait_caught_up(600)
+    print('[%s] seeded users: %d rows in %.1fs; server %s, innodb_autoinc_lock_mode=%s, log_bin=%s'
+          % ((name, args.rows, time.time() - t0) + tuple(q(conn, 'SELECT VERSION(), @@innodb_autoinc_lock_mode, @@log_bin')[0])), flush=True)
+    return sb, conn
+
+
+def fmt_ms(seconds):
+    return '-' if seconds is None else '%.0f ms' % (seconds * 1000)
+
+
+def one_copy(db, conn, writer, kind, mig, ready=None, **sync_args):
+    """A fresh ``addresses``, then the bare copy (``kind`` 'bare') or ours (sync_present with ``sync_args``) with the writer's
+    phase named ``kind``; after ours, the count of wrong rows, and the sync removed again.  Returns its figures."""
+    q(conn, 'DROP TABLE IF EXISTS addresses')
+    create_addresses(conn)
+    if ready:
+        ready()
+    writer.set_phase(kind)
+    t0 = time.time()
+    if kind == 'bare':
+        q(conn, BARE_COPY % 'addresses (user_id, address_line_1, address_line_2)')
+        res = {}
+    else:
+        res = sync_present(db.root_connect(DB), DB, mig, verify=False, **sync_args)['entries'][0]['backfill']
+    seconds = time.time() - t0
+    writer.set_phase('between')
+    out = dict(started=t0, seconds=seconds, backfill=res, app=writer.phase_stats(kind, seconds))
+    writer.lat[kind], writer.errors[kind] = [], {}
+    if kind != 'bare':
+        out['diff'] = diff_count(conn)
+        sync_absent(db.root_connect(DB), DB, mig)
+    return out
+
+
+def replica_scenario(args):
+    sb, conn = seeded_sandbox(args, 'replica', replica=True, options={'innodb-autoinc-lock-mode': args.replica_lock_mode})
+    db = sb.mariadb
+    mig = parse_migration(MIGRATION)
+    writer = AppWriter(db, args.rate, args.rows)
+    monitor = None
+    try:
+        writer.start()
+        monitor = LagMonitor(db, sb.replica).start()
+        time.sleep(3)
+        rounds = []
+        for i in range(args.rounds):
+            out = {}
+            for kind in ('ours+replica', 'ours', 'bare'):
+                replicas = replicas_from_params(dict(db.root_params(), database=DB), [{'login_unix_socket': sb.replica.socket}]) \
+                    if kind == 'ours+replica' else []
+                r = one_copy(db, conn, writer, kind, mig, ready=lambda: sb.replica.wait_caught_up(600), chunk_time=args.chunk_time,
+                             replicas=replicas, max_replica_lag=args.max_replica_lag)
+                for replica in replicas:
+                    replica.close()
+                sb.replica.wait_caught_up(600)
+                r.update(rows=r['backfill'].get('rows_total') or args.rows, lag=monitor.stats(r['started'], time.time()))
+                out[kind] = r
+            rounds.append(out)
+            print('round %d: %s' % (i + 1, ', '.join('%s %.2fs' % (k, v['seconds']) for k, v in out.items())), flush=True)
+    finally:
+        writer.finish()
+        if monitor is not None:
+            monitor.stop()
+        sb.stop_all()
+    print()
+    setting = (args.rows, args.rate, args.max_replica_lag, args.chunk_time, args.replica_lock_mode, rounds[0]['ours']['backfill']['strategy'],
+               len(rounds))
+    print('== copy with a replica attached (%d users; app writer at %d writes/s; max_replica_lag %.1f s, chunk_time %.1f s; '
+          'innodb_autoinc_lock_mode %d, strategy %s; %d rounds)' % setting)
+    print('replica lag: zdt_lab.replica_lag (20 ms heartbeat, sampled every 50 ms) from the copy\'s start until the replica caught up')
+    print('round  copy           seconds    rows/s  throttled  lag seen  max chunk | lag p50  lag p99  lag max  limit+chunk | '
+          'app p50  app p99  app max  errors  diff')
+    for i, out in enumerate(rounds, start=1):
+        for kind, r in out.items():
+            b = r['backfill']
+            bound = args.max_replica_lag + b['max_chunk_seconds'] if kind == 'ours+replica' else None
+            print('%5d  %-12s %8.2f  %8.0f  %9s  %8s  %9s | %7s  %7s  %7s  %11s | %7.2f  %7.2f  %7.1f  %6d  %4s'
+                  % (i, kind, r['seconds'], r['rows'] / r['seconds'], '%.2fs' % b['throttled_seconds'] if b else '-',
+                     '%.2fs' % b['max_replica_lag_seen'] if b.get('max_replica_lag_seen') is not None else '-',
+                     '%.3fs' % b['max_chunk_seconds'] if b else '-', fmt_ms(r['lag']['p50']), fmt_ms(r['lag']['p99']),
+                     fmt_ms(r['lag']['max']), fmt_ms(bound) if bound else '-', r['app']['p50_ms'], r['app']['p99_ms'], r['app']['max_ms'],
+                     r['app']['errors'], r.get('diff', '-')))
+    throttled = [r['ours+replica'] for r in rounds]
+    worst = max(r['lag']['max'] - (args.max_replica_lag + r['backfill']['max_chunk_seconds']) for r in throttled)
+    figures = (median([r['rows'] / r['seconds'] for r in throttled]), fmt_ms(max(r['lag']['max'] for r in throttled)), worst * 1000,
+               'never above' if worst <= 0 else 'ABOVE')
+    print('with the replica in replicas: median %.0f rows/s; replica lag max %s over all rounds; the largest lag minus its round\'s '
+          'limit + longest chunk: %+.0f ms (%s)' % figures)
+
+
+# the bare copy, then our three ways of copying into a table with an AUTO_INCREMENT column (the module uses values under
+# lock mode 1, insert under lock mode 2; select is forced here to show why not)
+PATHS = ('bare', 'values', 'insert', 'select')
+
+
+def lock_mode_scenario(args):
+    mig = parse_migration(MIGRATION)
+    results = {}
+    for mode in [int(m) for m in args.lock_modes.split(',')]:
+        sb, conn = seeded_sandbox(args, 'lock-mode-%d' % mode, options={'innodb-autoinc-lock-mode': mode})
+        writer = AppWriter(sb.mariadb, args.rate, args.rows)
+        rounds = []
+        try:
+            writer.start()
+            time.sleep(3)
+            for i in range(args.rounds):
+                out = {}
+                for kind in PATHS:
+                    out[kind] = one_copy(sb.mariadb, conn, writer, kind, mig, chunk_time=args.chunk_time, strategy=kind)
+                rounds.append(out)
+                print('[lock mode %d] round %d: %s' % (mode, i + 1, ', '.join('%s %.2fs' % (k, v['seconds']) for k, v in out.items())),
+                      flush=True)
+        finally:
+            writer.finish()
+            sb.stop_all()
+        results[mode] = rounds
+    print()
+    print('== the copy paths under innodb_autoinc_lock_mode 1 and 2 (%d users into the seed\'s addresses: AUTO_INCREMENT id, '
+          'UNIQUE(user_id), FK; app writer at %d writes/s; %d rounds; no binary log)' % (args.rows, args.rate, args.rounds))
+    print('mode  copy    median s  vs bare (rounds)            app p99 (rounds)          app max   errors  slices rerun  '
+          'diff from the old shape (rounds)')
+    for mode, rounds in results.items():
+        for kind in PATHS:
+            ratios = [r['bare']['seconds'] / r[kind]['seconds'] for r in rounds]
+            print('%4d  %-6s  %8.2f  %4.2f (%-20s)  %-24s  %6.1f ms  %6d  %12s  %s'
+                  % (mode, kind, median([r[kind]['seconds'] for r in rounds]), median(ratios), ', '.join('%.2f' % x for x in ratios),
+                     ', '.join('%.2f' % r[kind]['app']['p99_ms'] for r in rounds), max(r[kind]['app']['max_ms'] for r in rounds),
+                     sum(r[kind]['app']['errors'] for r in rounds),
+                     sum(r[kind]['backfill'].get('retries', 0) for r in rounds) if kind != 'bare' else '-',
+                     ', '.join(str(r[kind].get('diff', '-')) for r in rounds)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
+    ap.add_argument('--scenario', choices=['default', 'replica', 'lock-modes'], default='default')
+    ap.add_argument('--max-replica-lag', type=float, default=1.0, help='replica scenario: the module\'s max_replica_lag (s)')
+    ap.add_argument('--lock-modes', default='1,2', help='lock-modes scenario: the innodb_autoinc_lock_mode values to compare')
+    ap.add_argument('--replica-lock-mode', type=int, default=1, help='replica scenario: the primary\'s innodb_autoinc_lock_mode')
     ap.add_argument('--rows', type=int, default=1000000)
     ap.add_argument('--rate', type=int, default=1000, help='application writes per second during the copies')
     ap.add_argument('--chunk-time', type=float, default=0.5)
@@ -476,12 +643,18 @@ def main():
     ap.add_argument('--skip-noai', action='store_true', help='skip the run into a target without AUTO_INCREMENT')
     ap.add_argument('--skip-throughput', action='store_true', help='skip the single-row write throughput part')
     ap.add_argument('--slice-time', type=float, default=None, help='experiment: override the backfill slice time (s)')
-    ap.add_argument('--strategy', choices=['auto', 'values', 'select'], default='auto',
+    ap.add_argument('--strategy', choices=['auto', 'values', 'select', 'insert'], default='auto',
                     help='backfill strategy (auto: what the module picks)')
     args = ap.parse_args()
 
     if args.slice_time:
         backfill_mod.SLICE_TIME = args.slice_time
+    if args.scenario != 'default':
+        uptime = os.getloadavg()
+        print('load average at start: %.2f %.2f %.2f' % uptime)
+        (replica_scenario if args.scenario == 'replica' else lock_mode_scenario)(args)
+        print('load average at end: %.2f %.2f %.2f' % os.getloadavg())
+        return
     sb = Sandbox(args.root, preferred_ports={})
     db = sb.mariadb
     db.start()

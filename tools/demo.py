@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """`make demo`: the blue/green upgrade under load on a local sandbox, then a report (the code is zdt_lab.demo).
 
-    .venv/bin/python tools/demo.py [--users N] [--rate R] [--root DIR] [--report-dir DIR]
+    .venv/bin/python tools/demo.py [--users N] [--rate R] [--root DIR] [--report-dir DIR] [--replica] [--any-ports]
 """
 import sys
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The local sandbox stack: start, stop, status, env, ports (the code is zdt_lab.sandbox).
 
-    .venv/bin/python tools/sandbox.py [--root DIR] [--any-ports] start|stop|status|env|ports [mariadb] [haproxy]
+    .venv/bin/python tools/sandbox.py [--root DIR] [--any-ports] [--log-bin] start|stop|status|env|ports [mariadb] [replica] [haproxy]
 """
 import sys
 

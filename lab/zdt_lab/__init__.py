@@ -6,8 +6,10 @@ scenarios share.  It is not part of the collection: galaxy.yml's build_ignore ke
 every process of .venv/bin/python, including those the multihost scenario starts inside network namespaces
 through its interpreter wrappers.  The command-line scripts in tools/ are thin entry points into it.
 
-- ``sandbox``: private MariaDB, HAProxy and application processes, started and stopped by pid file;
+- ``sandbox``: private MariaDB (and a replica of it), HAProxy and application processes, started and stopped by pid file;
 - ``loadgen``: the load generator and lost-write verifier;
+- ``sync_races``: writer threads racing a sync with an exact model of every acknowledged write, for the sync tests;
+- ``replica_lag``: a replica's lag from a heartbeat of the lab's own, and whether it holds the primary's data;
 - ``demo``: ``make demo`` (the upgrade under load) and its report;
 - ``netns``: network namespaces as hosts for the multihost scenario;
 - ``checks``: what the molecule verifiers check on the stack a scenario left;

@@ -4,7 +4,10 @@ Starts a fresh sandbox (the seed's ports 8000/8001/8002 when free), deploys v1 w
 loads sample users, runs upgrade.yml while the load generator (loadgen) sends reads and writes through
 HAProxy, verifies every acknowledged write against the final database, stops everything and
 prints a report (also written as HTML with a chart).  Exits non-zero when a request failed or
-a write was lost.  When a step fails (a playbook, the seed), the report is still produced from
+a write was lost.  With ``--replica`` the primary logs in binary and a MariaDB replica follows it
+(GTID over loopback): the report shows the replica's lag over the upgrade (measured by a heartbeat
+of the demo's own, every 20 ms) and whether the replica holds exactly the primary's data at the
+end; a replica that differs also makes the exit code non-zero.  When a step fails (a playbook, the seed), the report is still produced from
 what was measured: the load stops, the writes are verified against the database before the
 sandbox stops, the two lines are printed, and the exit code is 2.
 """
@@ -19,6 +22,7 @@ import sys
 import time
 
 from zdt_lab import REPO_ROOT, loadgen
+from zdt_lab.replica_lag import LagMonitor, same_data
 from zdt_lab.sandbox import Sandbox, SandboxError
 
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'sandbox')
@@ -145,14 +149,35 @@ def measure_task_overhead(workdir):
     return statistics.median(durations), starts[0] - launch
 
 
-def bucket_by_phase(samples, phase_list):
-    """Requests and errors per phase from the load generator's per-second samples."""
+def bucket_by_phase(samples, phase_list, monitor=None):
+    """Requests and errors per phase from the load generator's per-second samples (and the replica's largest lag)."""
     rows = []
     for phase in phase_list:
         inside = [s for s in samples if phase['start'] <= s['t'] < phase['end']]
         rows.append({'phase': phase['name'], 'seconds': phase['end'] - phase['start'],
                      'requests': sum(s['requests'] for s in inside), 'errors': sum(s['errors'] for s in inside)})
+        if monitor is not None:
+            rows[-1]['replica_lag_max'] = monitor.stats(phase['start'], phase['end'])['max']
     return rows
+
+
+def replica_lines(replica):
+    """The report's lines about the replica: its lag over the upgrade, over time, and whether it holds the primary's data."""
+    lag = replica['lag']
+    if not lag['samples']:
+        return ['replica: no lag samples']
+
+    def ms(value):
+        return '%.0f ms' % (value * 1000) if value is not None else '-'
+    lines = ['replica lag over the upgrade: p50 %s, p99 %s, max %s (%d samples every 50 ms of a 20 ms heartbeat; %d failed reads)'
+             % (ms(lag['p50']), ms(lag['p99']), ms(lag['max']), lag['samples'], replica['read_errors']),
+             'replica lag over time (max per 5 s window): ' + ', '.join('t+%ds %s' % (t, ms(v)) for t, v in replica['windows'])]
+    if replica.get('equal') is None:
+        lines.append('replica data: not compared (%s)' % replica.get('error'))
+    else:
+        lines.append('replica holds exactly the primary\'s data after the upgrade: %s (CHECKSUM TABLE of %d tables)'
+                     % ('yes' if replica['equal'] else 'NO', len(replica['checksums'])))
+    return lines
 
 
 def svg_chart(samples, phase_list, width=900, height=260):
@@ -187,14 +212,20 @@ def svg_chart(samples, phase_list, width=900, height=260):
 
 
 def write_html(path, summary, phase_rows, samples, phase_list):
-    rows = ''.join('<tr><td>%s</td><td>%.1f</td><td>%d</td><td>%d</td></tr>'
-                   % (html.escape(r['phase']), r['seconds'], r['requests'], r['errors']) for r in phase_rows)
+    lag = any('replica_lag_max' in r for r in phase_rows)
+
+    def lag_cell(row):
+        value = row.get('replica_lag_max')
+        return ('<td>%s</td>' % ('-' if value is None else '%.0f' % (value * 1000))) if lag else ''
+    rows = ''.join('<tr><td>%s</td><td>%.1f</td><td>%d</td><td>%d</td>%s</tr>'
+                   % (html.escape(r['phase']), r['seconds'], r['requests'], r['errors'], lag_cell(r)) for r in phase_rows)
     facts = ''.join('<li>%s</li>' % html.escape(line) for line in summary)
     with open(path, 'w', encoding='utf-8') as handle:
         handle.write('<!doctype html><html><head><meta charset="utf-8"><title>zdt.bluegreen demo</title></head><body>'
                      '<h1>zdt.bluegreen upgrade under load</h1><ul>%s</ul>%s'
                      '<h2>Phases</h2><table border="1" cellpadding="4"><tr><th>phase</th><th>s</th><th>requests</th>'
-                     '<th>errors</th></tr>%s</table></body></html>' % (facts, svg_chart(samples, phase_list), rows))
+                     '<th>errors</th>%s</tr>%s</table></body></html>'
+                     % (facts, svg_chart(samples, phase_list), '<th>replica lag max (ms)</th>' if lag else '', rows))
 
 
 def share_over_time(samples, step=5):
@@ -245,12 +276,18 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     parser.add_argument('--rate', type=float, default=200.0, help='load-generator requests per second')
     parser.add_argument('--root', default=os.path.join(REPO_ROOT, '.sandbox', 'demo'))
     parser.add_argument('--report-dir', default=os.path.join(REPO_ROOT, 'report'))
+    parser.add_argument('--replica', action='store_true',
+                        help='run with a MariaDB replica of the database and report its lag and whether it holds the primary\'s data')
+    parser.add_argument('--any-ports', action='store_true', help='free ports instead of the seed\'s 8000-8002')
     args = parser.parse_args(argv)
 
-    sandbox = Sandbox(args.root)
+    preferred = {} if args.any_ports else None
+    sandbox = Sandbox(args.root, preferred_ports=preferred)
     sandbox.stop_all()  # a previous run that crashed: stop what it left, by pid
     shutil.rmtree(args.root)
-    sandbox = Sandbox(args.root)
+    sandbox = Sandbox(args.root, preferred_ports=preferred)
+    if args.replica:
+        sandbox.mariadb.configure(log_bin=True)
     os.makedirs(args.report_dir, exist_ok=True)
     env = {'ZDT_SANDBOX_DIR': sandbox.root}
     os.environ.update(env)
@@ -258,12 +295,17 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     if os.path.exists(timeline_path):
         os.unlink(timeline_path)
     generator = None
+    monitor = None
+    replica = None
     failure = None
     wall, launch, overhead_per_task = 0.0, time.time(), 0.0
     try:
         try:
             log('sandbox at %s, ports %s' % (sandbox.root, sandbox.ports))
             sandbox.mariadb.start()
+            if args.replica:
+                sandbox.replica.start()
+                log('replica on port %d follows the primary (GTID)' % sandbox.replica.port)
             log('site.yml: schema 001, v1 on blue, HAProxy')
             run_playbook('site.yml', os.path.join(args.report_dir, 'site.jsonl'), env=env)
             log('loading %d sample users' % args.users)
@@ -279,6 +321,8 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
             # seeded users (ids 1..users), so rows the backfill copies are written while it copies them.
             generator = loadgen.LoadGenerator(url, rate=args.rate, duration=900, existing=args.users + 1)
             generator.start()
+            if args.replica:
+                monitor = LagMonitor(sandbox.mariadb, sandbox.replica).start()
             time.sleep(3)
             log('upgrade.yml under load (%.0f req/s through %s)' % (args.rate, url))
             # the whole upgrade, contract included, in one run: the demo says so explicitly (the playbook's default
@@ -298,11 +342,16 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
         report['rate'] = args.rate
         generator = None
         report['verify'] = verify_writes(sandbox, report)
+        if monitor is not None:
+            replica = compare_replica(sandbox, monitor.stop(), report['started_at'])
+            report['replica'] = replica
         loadgen.write_report(report, os.path.join(args.report_dir, 'load.json'))
     finally:
         if generator is not None:
             generator.stop()
             generator.join(30)
+        if monitor is not None:
+            monitor.stop()
         try:
             sandbox.stop_all()
         except SandboxError as exc:
@@ -316,7 +365,7 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     samples = [{'t': report['started_at'] + row['t'], 'errors': row.get('errors', 0),
                 'by_version': {'1': row.get('v1', 0), '2': row.get('v2', 0)},
                 'requests': row.get('v1', 0) + row.get('v2', 0)} for row in report['timeline']]
-    phase_rows = bucket_by_phase(samples, phase_list)
+    phase_rows = bucket_by_phase(samples, phase_list, monitor)
     backfill = next((p['figures']['backfill'] for p in phase_list if 'backfill' in p['figures']), None)
     failed = report['failed']
     lost = report['verify']['lost_writes']
@@ -334,10 +383,14 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     if backfill:
         summary.append('backfill: %s rows in %s s = %s rows/s, %s chunks' % (
             backfill.get('rows_copied'), backfill.get('seconds'), backfill.get('rows_per_second'), backfill.get('chunks')))
+    if replica is not None:
+        summary += replica_lines(replica)
     print('\n== zdt.bluegreen demo report ==')
-    print('phase                                    seconds  requests  errors')
+    print('phase                                    seconds  requests  errors%s' % ('  replica lag max' if replica else ''))
     for row in phase_rows:
-        print('%-40s %7.1f  %8d  %6d' % (row['phase'], row['seconds'], row['requests'], row['errors']))
+        lag = row.get('replica_lag_max')
+        print('%-40s %7.1f  %8d  %6d%s' % (row['phase'], row['seconds'], row['requests'], row['errors'],
+                                           '' if replica is None else '  %12s' % ('-' if lag is None else '%.0f ms' % (lag * 1000))))
     for line in summary:
         print(line)
     print('traffic share over time (5 s windows):')
@@ -351,7 +404,26 @@ def main(argv=None):  # pylint: disable=too-many-locals,too-many-statements
     if failure is not None:
         print('demo failed: %s' % failure, file=sys.stderr)
         return 2
-    return 0 if failed == 0 and lost == 0 else 1
+    return 0 if failed == 0 and lost == 0 and (replica is None or replica.get('equal')) else 1
+
+
+def compare_replica(sandbox, monitor, started_at):
+    """The replica's lag figures (over the whole run and per 5 s window from ``started_at``) and whether it holds
+    exactly the primary's data (the application's database)."""
+    result = dict(lag=monitor.stats(), read_errors=monitor.errors, windows=[])
+    if monitor.samples:
+        end = monitor.samples[-1][0]
+        t = started_at
+        while t < end:
+            window = monitor.stats(t, t + 5)
+            if window['samples']:
+                result['windows'].append((int(round(t - started_at)), window['max']))
+            t += 5
+    try:
+        result['equal'], result['checksums'] = same_data(sandbox.mariadb, sandbox.replica, DATABASE)
+    except Exception as exc:  # pylint: disable=broad-except  # report what was measured
+        result['equal'], result['error'] = None, str(exc)
+    return result
 
 
 if __name__ == '__main__':

@@ -22,6 +22,11 @@ def start_module(name, args, check_mode=False, diff=False):
 def run_module(name, args, check_mode=False, diff=False, timeout=300):
     """Run plugins/modules/<name>.py with ``args``; return its JSON result (AssertionError when it printed none)."""
     proc, args_path = start_module(name, args, check_mode, diff)
+    return module_result(name, proc, args_path, timeout)
+
+
+def module_result(name, proc, args_path, timeout=300):
+    """Wait for a module started by :func:`start_module` and return its JSON result (AssertionError when it printed none)."""
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     finally:

@@ -1,8 +1,8 @@
 """Local sandbox stack shared by the tests, the molecule scenarios and the demo.
 
-Private MariaDB (own datadir, port, socket), HAProxy in master-worker mode and
-application processes, each started and stopped by a pid file under one state
-directory.  A pid file records the process start time as well as the pid, so a
+Private MariaDB (own datadir, port, socket) and optionally a MariaDB replica of it,
+HAProxy in master-worker mode and application processes, each started and stopped by
+a pid file under one state directory.  A pid file records the process start time as well as the pid, so a
 stale file left by a crashed run is never mistaken for a live service even
 when the pid has been reused.  Ports are chosen in one place (``PortPlan``),
 persisted per state directory and checked free before a service starts.  The
@@ -182,7 +182,10 @@ class Process:
 # ---------------------------------------------------------------- ports
 
 class PortPlan:
-    """The one place ports come from: preferred when free, otherwise any free port; persisted."""
+    """The one place ports come from: preferred when free, otherwise any free port; persisted.
+
+    The seed's services get their ports when the plan is first made; a service started later (a replica)
+    gets a free port the first time it asks (:meth:`port`), kept in the same file."""
 
     def __init__(self, path, preferred=None):
         self.path = path
@@ -205,30 +208,54 @@ class PortPlan:
             while port in ports.values():
                 port = free_port()
             ports[name] = port
-        with open(self.path, 'w', encoding='utf-8') as handle:
-            json.dump(ports, handle, indent=1)
+        self._save(ports)
         return ports
+
+    def _save(self, ports):
+        tmp = self.path + '.new'
+        with open(tmp, 'w', encoding='utf-8') as handle:
+            json.dump(ports, handle, indent=1)
+        os.replace(tmp, self.path)
+
+    def port(self, name):
+        """The port of ``name``: its planned one, else a free port now added to the plan."""
+        ports = self.load()
+        if name not in ports:
+            port = free_port()
+            while port in ports.values():
+                port = free_port()
+            ports[name] = port
+            self._save(ports)
+        return ports[name]
 
 
 # ---------------------------------------------------------------- MariaDB
 
 class MariaDB:
+    """The sandbox's MariaDB primary (name ``mariadb``); :class:`Replica` is a second server replicating from it.
+
+    Server settings beyond the sandbox's defaults are kept in ``<dir>/settings.json`` (:meth:`configure`), so a
+    restart keeps them: ``log_bin`` (binary logging, ROW format, needed by a replica) and ``options`` (more
+    ``--name=value`` server options, for example ``innodb-autoinc-lock-mode``).
+    """
     host = '127.0.0.1'
     # Where the server listens; a namespace host (multihost scenario) listens on all its addresses.
     bind_address = os.environ.get('ZDT_DB_BIND_ADDRESS', '127.0.0.1')
+    name = 'mariadb'
+    server_id = 1
 
     def __init__(self, sandbox):
         self.sandbox = sandbox
-        self.dir = os.path.join(sandbox.root, 'mariadb')
+        self.dir = os.path.join(sandbox.root, self.name)
         self.datadir = os.path.join(self.dir, 'data')
         self.socket = os.path.join(self.dir, 'mysqld.sock')
         self.marker = os.path.join(self.dir, 'initialized')
-        self.process = sandbox.process('mariadb')
-        os.makedirs(self.dir, exist_ok=True)
+        self.settings_path = os.path.join(self.dir, 'settings.json')
+        self.process = sandbox.process(self.name)
 
     @property
     def port(self):
-        return self.sandbox.ports['mariadb']
+        return self.sandbox.port(self.name)
 
     @property
     def pid(self):
@@ -242,6 +269,37 @@ class MariaDB:
     def app_password(self):
         return self.sandbox.secret('mariadb_app_password')
 
+    # ------------------------------------------------------------ settings
+
+    def settings(self):
+        try:
+            with open(self.settings_path, 'r', encoding='utf-8') as handle:
+                values = json.load(handle)
+        except (OSError, ValueError):
+            values = {}
+        values.setdefault('log_bin', False)
+        values.setdefault('options', {})
+        # whether the binary log holds every change since the datadir was created (a replica can start from it)
+        values.setdefault('binlog_complete', False)
+        return values
+
+    def configure(self, log_bin=None, options=None):
+        """Change the server settings used from the next start on (a running server must be restarted)."""
+        values = self.settings()
+        if log_bin is not None:
+            values['log_bin'] = bool(log_bin)
+            if not log_bin:
+                values['binlog_complete'] = False
+        if options is not None:
+            values['options'] = dict(options)
+        self._write_settings(values)
+        return values
+
+    def _write_settings(self, values):
+        os.makedirs(self.dir, exist_ok=True)
+        with open(self.settings_path, 'w', encoding='utf-8') as handle:
+            json.dump(values, handle, indent=1)
+
     def _initialize(self):
         if os.path.isdir(self.datadir) and not os.path.exists(self.marker):
             shutil.rmtree(self.datadir)  # leftover of a crashed initialisation
@@ -254,15 +312,27 @@ class MariaDB:
         if result.returncode != 0:
             raise SandboxError('mariadb-install-db failed:\n' + result.stdout.decode(errors='replace')[-2000:])
         self._first_start = True
+        values = self.settings()
+        if values['log_bin']:
+            # the binary log starts with the first server start: it holds everything a replica needs
+            values['binlog_complete'] = True
+            self._write_settings(values)
 
     def argv(self):
-        return ['mariadbd', '--no-defaults', '--user=root', '--datadir=' + self.datadir,
+        settings = self.settings()
+        argv = ['mariadbd', '--no-defaults', '--user=root', '--datadir=' + self.datadir,
                 '--socket=' + self.socket, '--port=%d' % self.port, '--bind-address=' + self.bind_address,
                 '--pid-file=' + os.path.join(self.dir, 'mariadbd.pid'), '--skip-name-resolve',
-                '--skip-log-bin', '--innodb-buffer-pool-size=512M', '--innodb-log-file-size=256M',
+                '--server-id=%d' % self.server_id, '--innodb-buffer-pool-size=512M', '--innodb-log-file-size=256M',
                 '--innodb-flush-log-at-trx-commit=2', '--max-connections=500', '--character-set-server=utf8mb4',
                 '--collation-server=utf8mb4_general_ci', '--sql-mode=STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,'
-                'NO_ENGINE_SUBSTITUTION', '--log-error=' + os.path.join(self.sandbox.log_dir, 'mariadb-error.log')]
+                'NO_ENGINE_SUBSTITUTION', '--log-error=' + os.path.join(self.sandbox.log_dir, self.name + '-error.log')]
+        if settings['log_bin']:
+            argv += ['--log-bin=' + os.path.join(self.datadir, 'binlog'), '--binlog-format=ROW']
+        else:
+            argv.append('--skip-log-bin')
+        argv += ['--%s=%s' % (key, value) for key, value in sorted(settings['options'].items())]
+        return argv
 
     def _ready(self):
         try:
@@ -275,6 +345,7 @@ class MariaDB:
         self.process.clean_stale()
         if self.running:
             return
+        os.makedirs(self.dir, exist_ok=True)
         if os.path.exists(self.socket):
             os.unlink(self.socket)  # left by a crashed server
         self._first_start = False
@@ -284,6 +355,11 @@ class MariaDB:
             self._create_app_user()
             with open(self.marker, 'w', encoding='utf-8') as handle:
                 handle.write('ok\n')
+
+    def restart(self):
+        """Stop and start again (new settings take effect)."""
+        self.stop()
+        self.start()
 
     def _app_user_exists(self):
         with self.root_connect() as conn, conn.cursor() as cur:
@@ -324,6 +400,90 @@ class MariaDB:
             cur.execute('CREATE DATABASE ' + quoted)
             for host in ('localhost', '%'):
                 cur.execute('GRANT ALL PRIVILEGES ON %s.* TO %%s@%%s' % quoted, (APP_USER, host))
+
+    def gtid_position(self):
+        """The primary's GTID position after its last binary-logged transaction."""
+        with self.root_connect() as conn, conn.cursor() as cur:
+            cur.execute('SELECT @@GLOBAL.gtid_binlog_pos')
+            return cur.fetchone()[0]
+
+
+REPL_USER = 'zdt_repl'
+
+
+class Replica(MariaDB):
+    """A MariaDB replica of the sandbox primary: its own datadir, port and socket, replication over loopback with
+    GTID (``MASTER_USE_GTID=slave_pos``), read-only for every account without SUPER.
+
+    The replica replays the primary's binary log from its beginning, so the primary must have had binary logging
+    from its first start (``sandbox.mariadb.configure(log_bin=True)`` before it is first started).  It is stopped
+    by pid like every sandbox process; :meth:`stop_sql_thread` and :meth:`start_sql_thread` make it lag on purpose.
+    """
+    name = 'replica'
+    server_id = 2
+
+    def __init__(self, sandbox, primary):
+        super().__init__(sandbox)
+        self.primary = primary
+
+    def argv(self):
+        return super().argv() + ['--read-only=1', '--relay-log=' + os.path.join(self.datadir, 'relay')]
+
+    def settings(self):
+        values = super().settings()
+        values['log_bin'] = False
+        return values
+
+    def start(self):
+        self.process.clean_stale()
+        if self.running:
+            return
+        primary = self.primary.settings()
+        if not (primary['log_bin'] and primary['binlog_complete']):
+            raise SandboxError('the replica replays the primary\'s binary log from its start: configure the primary with '
+                               'log_bin=True before its datadir is first created (a fresh sandbox root)')
+        if not self.primary.running:
+            raise SandboxError('start the primary (mariadb) before its replica')
+        fresh = not os.path.exists(self.marker)
+        super().start()
+        if fresh:
+            password = self.sandbox.secret('replication_password')
+            with self.primary.root_connect() as conn, conn.cursor() as cur:
+                cur.execute('CREATE OR REPLACE USER %s@%s IDENTIFIED BY %s', (REPL_USER, self.primary.host, password))
+                cur.execute('GRANT REPLICATION SLAVE ON *.* TO %s@%s', (REPL_USER, self.primary.host))
+            with self.root_connect() as conn, conn.cursor() as cur:
+                cur.execute("SET GLOBAL gtid_slave_pos = ''")
+                cur.execute('CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, MASTER_PASSWORD = %s, '
+                            'MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1',
+                            (self.primary.host, self.primary.port, REPL_USER, password))
+                cur.execute('START SLAVE')
+        self.wait_caught_up(timeout=60)
+
+    def status(self):
+        """``SHOW SLAVE STATUS`` as a dict (empty when replication is not set up)."""
+        import pymysql  # pylint: disable=import-outside-toplevel
+        with self.root_connect() as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute('SHOW SLAVE STATUS')
+            return cur.fetchone() or {}
+
+    def wait_caught_up(self, timeout=60):
+        """Wait until the replica has applied everything the primary has binary-logged so far."""
+        position = self.primary.gtid_position()
+        with self.root_connect() as conn, conn.cursor() as cur:
+            cur.execute('SELECT MASTER_GTID_WAIT(%s, %s)', (position, timeout))
+            if cur.fetchone()[0] != 0:
+                status = self.status()
+                raise SandboxError('the replica did not reach the primary\'s position %s within %ss (IO %s, SQL %s, last error: %s)'
+                                   % (position, timeout, status.get('Slave_IO_Running'), status.get('Slave_SQL_Running'),
+                                      status.get('Last_Error') or status.get('Last_IO_Error')))
+
+    def stop_sql_thread(self):
+        with self.root_connect() as conn, conn.cursor() as cur:
+            cur.execute('STOP SLAVE SQL_THREAD')
+
+    def start_sql_thread(self):
+        with self.root_connect() as conn, conn.cursor() as cur:
+            cur.execute('START SLAVE SQL_THREAD')
 
 
 # ---------------------------------------------------------------- HAProxy
@@ -484,11 +644,15 @@ class Sandbox:
         os.chmod(self.root, 0o700)
         self._ports = PortPlan(os.path.join(self.root, 'ports.json'), preferred_ports)
         self.mariadb = MariaDB(self)
+        self.replica = Replica(self, self.mariadb)
         self.haproxy = HAProxy(self)
 
     @property
     def ports(self):
         return self._ports.load()
+
+    def port(self, name):
+        return self._ports.port(name)
 
     def process(self, name):
         return Process(self, name)
@@ -514,7 +678,7 @@ class Sandbox:
     def stop_all(self):
         """Stop every process this sandbox started: applications first, the database last."""
         errors = []
-        order = sorted(self.processes(), key=lambda p: {'haproxy': 1, 'mariadb': 2}.get(p.name, 0))
+        order = sorted(self.processes(), key=lambda p: {'haproxy': 1, 'replica': 2, 'mariadb': 3}.get(p.name, 0))
         for proc in order:
             try:
                 proc.stop(timeout=60 if proc.name == 'mariadb' else 10)
@@ -534,6 +698,8 @@ class Sandbox:
                   'ZDT_LB_PORT': ports['lb'], 'ZDT_BLUE_PORT': ports['blue'], 'ZDT_GREEN_PORT': ports['green'],
                   'ZDT_HAPROXY_SOCKET': self.haproxy.stats_socket, 'ZDT_HAPROXY_MASTER_SOCKET': self.haproxy.master_socket,
                   'ZDT_HAPROXY_STATE_FILE': self.haproxy.state_file}
+        if 'replica' in ports:
+            values.update(ZDT_REPLICA_PORT=ports['replica'], ZDT_REPLICA_SOCKET=self.replica.socket)
         return values
 
 
@@ -541,10 +707,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--root', default=None, help='state directory (default: %s)' % DEFAULT_ROOT)
     parser.add_argument('--any-ports', action='store_true', help='pick free ports instead of the seed\'s 8000-8002')
+    parser.add_argument('--log-bin', action='store_true',
+                        help='start: binary logging on the primary from its first start (needed by a replica)')
     parser.add_argument('action', choices=['start', 'stop', 'status', 'env', 'ports'])
-    parser.add_argument('services', nargs='*', default=[], help='mariadb, haproxy (start: default mariadb)')
+    parser.add_argument('services', nargs='*', default=[], help='mariadb, replica, haproxy (start: default mariadb)')
     args = parser.parse_args(argv)
     sandbox = Sandbox(args.root, preferred_ports={} if args.any_ports else None)
+    if args.action == 'start' and (args.log_bin or 'replica' in args.services):
+        sandbox.mariadb.configure(log_bin=True)
     if args.action == 'start':
         for service in args.services or ['mariadb']:
             getattr(sandbox, service).start()

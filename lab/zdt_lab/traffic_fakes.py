@@ -1,4 +1,5 @@
-"""A fake clock and the small color/server data shared by the traffic_plan and traffic_apply unit tests."""
+"""A fake clock (shared by unit tests: traffic_plan, traffic_apply, the sync throttle and preflight) and the small
+color/server data of the traffic_plan and traffic_apply unit tests."""
 
 
 def srv(admin='ready', weight=100):
@@ -14,6 +15,10 @@ class FakeClock:
         self.sleeps = []
 
     def clock(self):
+        return self.now
+
+    def __call__(self):
+        """The fake as a clock function (like time.time)."""
         return self.now
 
     def sleep(self, seconds):

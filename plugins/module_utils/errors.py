@@ -32,7 +32,11 @@ class DatabaseError(ZdtError):
 
 
 class ConnectionFailed(DatabaseError):
-    """Could not connect or log in (never contains the password)."""
+    """Could not connect or log in (never contains the password); ``code`` is the driver's error code, if any."""
+
+    def __init__(self, message, code=None):
+        self.code = code
+        super(ConnectionFailed, self).__init__(message)
 
 
 class DriftError(ZdtError):

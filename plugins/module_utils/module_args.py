@@ -37,6 +37,11 @@ MYSQL_CONNECTION_SPEC = dict(
     database=dict(type='str', required=True),
 )
 
+# One entry of mysql_trigger_sync's ``replicas``: the connection options without defaults (an option left out takes the
+# primary's value, see mysql_connection.replica_params) and without ``database`` (a replica holds the same database).
+REPLICA_OPTIONS = dict((name, dict((k, v) for k, v in option.items() if k != 'default'))
+                       for name, option in MYSQL_CONNECTION_SPEC.items() if name != 'database')
+
 MIGRATION_SPEC = dict(
     migration=dict(type='raw', required=True),
 )
@@ -78,6 +83,8 @@ BOUNDS = dict(
     wait=(0, True),
     min_requests=(1, True),
     max_error_rate=(0, True, 1),      # a share of the requests
+    max_replica_lag=(0, False),
+    replica_timeout=(0, True),
 )
 
 
@@ -90,9 +97,18 @@ def argument_spec(*specs, **extra):
     return result
 
 
-def bounds_problem(params):
-    """A message naming every option of ``params`` outside its bound in :data:`BOUNDS`, or None."""
+def bounds_problem(params, prefix=''):
+    """A message naming every option of ``params`` outside its bound in :data:`BOUNDS`, or None.
+
+    The entries of a list of dicts (``replicas``) are checked too, named ``replicas[0].login_port`` and so on."""
     problems = []
+    for name in sorted(params):
+        if isinstance(params[name], list):
+            for index, entry in enumerate(params[name]):
+                if isinstance(entry, dict):
+                    problem = bounds_problem(entry, '%s%s[%d].' % (prefix, name, index))
+                    if problem:
+                        problems.append(problem)
     for name in sorted(BOUNDS):
         value = params.get(name)
         if value is None or isinstance(value, bool):
@@ -100,7 +116,7 @@ def bounds_problem(params):
         low, inclusive = BOUNDS[name][:2]
         high = BOUNDS[name][2] if len(BOUNDS[name]) > 2 else None
         if value < low or (value == low and not inclusive):
-            problems.append('%s must be %s %s, got %s' % (name, 'at least' if inclusive else 'greater than', low, value))
+            problems.append('%s%s must be %s %s, got %s' % (prefix, name, 'at least' if inclusive else 'greater than', low, value))
         elif high is not None and value > high:
-            problems.append('%s must be at most %s, got %s' % (name, high, value))
+            problems.append('%s%s must be at most %s, got %s' % (prefix, name, high, value))
     return '; '.join(problems) or None

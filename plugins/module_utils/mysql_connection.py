@@ -13,7 +13,7 @@ __metaclass__ = type
 import os
 import traceback
 
-from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ConnectionFailed
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ConnectionFailed, SpecError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_errors import (
     ER_ACCESS_DENIED, ER_BAD_DB, ER_DBACCESS_DENIED, UNREACHABLE, error_code, error_message)
 
@@ -75,13 +75,37 @@ def describe_target(params):
     return where
 
 
-def connect(params, autocommit=True, driver=None):
-    """Open a PyMySQL connection from module params; raise ConnectionFailed with a clear message."""
+def replica_params(primary, replica):
+    """Connection params of a replica: every option the replica leaves out (None) takes the primary's value.
+
+    The location is the exception: a replica that names a host or a port never inherits the primary's unix
+    socket (the socket wins over host and port, and would lead back to the primary).  A replica that names no
+    location at all would be the primary itself: :class:`SpecError` (the caller adds which replica).
+    """
+    given = dict((k, v) for k, v in replica.items() if v is not None)
+    if not any(k in given for k in ('login_host', 'login_port', 'login_unix_socket')):
+        raise SpecError('', 'names neither login_host, login_port nor login_unix_socket: it would be the primary itself')
+    params = dict(primary)
+    if 'login_unix_socket' not in given:
+        params['login_unix_socket'] = None
+    params.update(given)
+    if describe_target(params) == describe_target(primary):
+        raise SpecError('', 'is the primary itself (%s)' % describe_target(params))
+    return params
+
+
+def connect(params, autocommit=True, driver=None, read_timeout=None):
+    """Open a PyMySQL connection from module params; raise ConnectionFailed with a clear message.
+
+    ``read_timeout`` (seconds) also bounds writes: a server that stops answering fails the statement instead of
+    hanging (the default: no bound)."""
     driver = driver or pymysql
     if driver is None:
         raise ConnectionFailed('PyMySQL is not installed: %s' % (PYMYSQL_IMPORT_ERROR or 'import failed'))
     kwargs = connection_kwargs(params)
     kwargs['autocommit'] = autocommit
+    if read_timeout:
+        kwargs['read_timeout'] = kwargs['write_timeout'] = read_timeout
     password = params.get('login_password')
     user = params.get('login_user') or '(from config file or default)'
     where = describe_target(params)
@@ -100,7 +124,7 @@ def connect(params, autocommit=True, driver=None):
             msg = 'cannot reach the MySQL server at %s (%s)' % (where, detail)
         else:
             msg = 'cannot connect to the MySQL server at %s: error %s: %s' % (where, code, detail)
-        raise ConnectionFailed(msg)
+        raise ConnectionFailed(msg, code)
     except (OSError, IOError, ValueError) as exc:
         raise ConnectionFailed('cannot connect to the MySQL server at %s: %s' % (where, _scrub(str(exc), password)))
 

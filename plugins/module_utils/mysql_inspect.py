@@ -31,6 +31,11 @@ def server_version(conn):
     return flavor, tuple(nums), raw
 
 
+def autoinc_lock_mode(conn):
+    """The server's ``innodb_autoinc_lock_mode`` (0, 1 or 2)."""
+    return int(query(conn, 'SELECT @@GLOBAL.innodb_autoinc_lock_mode')[0][0])
+
+
 def table_exists(conn, db, table, base_only=False):
     """True when ``db.table`` exists (a base table when ``base_only``, else also a view)."""
     # information_schema looks the name up the way the server resolves identifiers (case-sensitive

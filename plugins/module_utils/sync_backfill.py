@@ -32,22 +32,43 @@ and runs it as a prepared statement: a "simple insert" that takes only the AUTO-
 table's own key is never given (the new version's ids cannot collide).  Columns whose values do
 not round-trip through a literal (FLOAT, DOUBLE, BIT, spatial) fall back to ``INSERT … SELECT``.
 
-Strategy, chosen at run time from the live schema (:func:`choose_strategy`):
+Strategy, chosen at run time from the live schema and the server (:func:`choose_strategy`):
 
 * ``select`` when the target has no AUTO_INCREMENT column: one locking ``INSERT … SELECT … LOCK IN
   SHARE MODE … ON DUPLICATE KEY UPDATE`` per slice, no literal round trip (the fast path).
-* ``values`` when it has one (whatever ``innodb_autoinc_lock_mode`` is): measured on MariaDB 10.11
-  with mode 1, an ``INSERT … SELECT`` holds the table AUTO-INC lock for the whole statement even
-  when it supplies the AUTO_INCREMENT value itself (a concurrent single-row insert waited 2.9 s
-  behind a 2.9 s copy), so "take the target key from the source key" does not avoid it.  Mode 2
-  would, but a lab design measured before this module (``INSERT IGNORE`` copies under mode 2) lost
-  rows to duplicate-primary-key collisions of generated ids; with an upsert such a collision would
-  update a *different* row without any warning, so the copy never lets the server generate ids in
-  bulk (docs/measurements.md).  (The cost: the server builds the literal text and
-  parses it again; benchmarks/bench_backfill.py prints what that costs against a bare copy.)
-  Forcing ``select`` (4 ms slices) onto the seed's AUTO_INCREMENT target copied faster in one A/B pair
-  of benchmark runs (95k vs 76k rows/s) but the application's trigger inserts queued on the AUTO-INC
-  lock (p50 0.88 vs 0.40 ms, p99 5.13 vs 1.98 ms), and bulk id reservation used 1.42M ids for 967k rows.
+* ``insert`` when it has one and the server runs ``innodb_autoinc_lock_mode=2`` (MySQL 8's default,
+  Galera's requirement), unless the new table held rows before the triggers existed: per slice, the
+  keys the new table already holds in the range are read, then one plain locking ``INSERT … SELECT``
+  copies the other rows (:meth:`Backfill._insert_chunk`).  The rows already there were written by
+  the triggers, so they hold their old row's latest values; the statement never meets an existing
+  row, and a row a trigger writes between the two statements makes the insert fail with a duplicate
+  key, after which the slice is rolled back and run again.  Lock mode 2 takes no table AUTO-INC lock,
+  so this copy runs at close to a bare ``INSERT … SELECT`` without stalling the application.
+* ``values`` otherwise when it has one (lock mode 0 or 1, or rows there before the sync).
+
+Why not ``select`` into a table with an AUTO_INCREMENT column:
+
+- under lock mode 1 (MariaDB's default) an ``INSERT … SELECT`` holds the table AUTO-INC lock for the
+  whole statement even when it supplies the AUTO_INCREMENT value itself (measured on MariaDB 10.11: a
+  concurrent single-row insert waited 2.9 s behind a 2.9 s copy), so "take the target key from the
+  source key" does not avoid it.  Forcing ``select`` (4 ms slices) onto the seed's AUTO_INCREMENT
+  target copied faster in one A/B pair of benchmark runs (95k vs 76k rows/s) but the application's
+  trigger inserts queued on the AUTO-INC lock (p50 0.88 vs 0.40 ms, p99 5.13 vs 1.98 ms), bulk id
+  reservation used 1.42M ids for 967k rows, and writers got error 1467 ("Failed to read
+  auto-increment value from storage engine");
+- under lock mode 2 it is not exact (measured on MariaDB 10.11.19): an ``INSERT … SELECT … ON
+  DUPLICATE KEY UPDATE`` that meets rows already in the target (the triggers wrote them) while other
+  sessions insert writes some of its rows onto ids those sessions were given, so the upsert updates
+  *their* rows, without an error or a warning.  The race tests forced onto ``select`` failed in 13 of
+  14 runs (other users' rows overwritten, copied rows missing); in isolation (200k rows, a third of
+  them already in the target, two single-row inserters) 38,422 and 32,722 copied rows were missing
+  and 33 inserted rows held copied values (2 runs), while the same copy with no rows already present
+  (1 run) and the ``values`` copy with them (2 runs) lost nothing (docs/measurements.md).  That is why
+  the ``insert`` copy leaves existing rows out instead of merging them.
+
+The ``values`` copy costs the literal round trip (the server builds the text and parses it again;
+benchmarks/bench_backfill.py --scenario lock-modes prints what each copy costs against a bare copy
+under both lock modes).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -59,12 +80,14 @@ import time
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_state
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_errors import (
-    WARN_DEPRECATED_SYNTAX, WARN_GROUP_CONCAT_CUT, backoff_delay, is_lock_error)
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_inspect import foreign_keys, referencing_foreign_keys, triggers
+    ER_DUP_ENTRY, WARN_DEPRECATED_SYNTAX, WARN_GROUP_CONCAT_CUT, backoff_delay, error_code, is_lock_error)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_inspect import (
+    autoinc_lock_mode, foreign_keys, referencing_foreign_keys, triggers)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier as q
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import (
     BINARY_DATA_TYPES, LITERAL_SAFE_DATA_TYPES, NUMERIC_DATA_TYPES, STRING_DATA_TYPES, same_value, type_kind)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_keys import encode_key, nth_key_after, range_condition
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_throttle import Throttler
 
 MIN_CHUNK = 10
 MAX_CHUNK = 1000000
@@ -75,6 +98,9 @@ MAX_SLICE = 20000
 SLICE_TIME = 0.02
 SELECT_SLICE_TIME = 0.004
 CHUNK_RETRIES = 10
+STRATEGIES = ('values', 'select', 'insert')
+# The 'insert' strategy names the keys the new table already holds in a slice's range, up to this many.
+MAX_EXCLUDED = 1000
 
 
 class ChunkRetry(Exception):
@@ -96,11 +122,17 @@ def literal_expr(expr, data_type):
     return "IFNULL(QUOTE(%s), 'NULL')" % expr
 
 
-def choose_strategy(plan):
+def choose_strategy(plan, autoinc_lock_mode=1, cleanup=False):
+    """The copy's strategy for an entry (module docstring): ``autoinc_lock_mode`` is the server's, ``cleanup`` whether the
+    new table held rows before the triggers existed."""
     if plan.kind == 'same':
         return 'update'
+    if not plan.target_autoinc:
+        return 'select'
+    if int(autoinc_lock_mode) == 2 and not cleanup:
+        return 'insert'
     types = (plan.key_type,) + plan.from_types
-    if plan.target_autoinc and all(t in LITERAL_SAFE_DATA_TYPES for t in types):
+    if all(t in LITERAL_SAFE_DATA_TYPES for t in types):
         return 'values'
     return 'select'
 
@@ -109,21 +141,19 @@ class Backfill(object):
     """Backfill one sync entry with a dedicated connection (the module's connection)."""
 
     def __init__(self, conn, db, plan, chunk_time=0.5, chunk_size=1000, max_threads_running=25,
-                 sleep=time.sleep, clock=time.time, strategy=None):
+                 sleep=time.sleep, clock=time.time, strategy=None, throttler=None):
         self.conn = conn
         self.db = db
         self.plan = plan
         self.chunk_time = float(chunk_time)
         self.chunk_size = max(1, int(chunk_size))
-        self.max_threads_running = int(max_threads_running)
         self.sleep = sleep
         self.clock = clock
-        self.strategy = choose_strategy(plan)
-        if strategy and plan.kind == 'cross' and strategy in ('values', 'select'):
-            self.strategy = strategy
-        # An INSERT ... SELECT into a table with an AUTO_INCREMENT column holds the table-level AUTO-INC
-        # lock for the whole statement: keep such slices very short.
-        self.slice_time = SELECT_SLICE_TIME if (self.strategy == 'select' and plan.target_autoinc) else SLICE_TIME
+        # what may pause the copy between chunks (sync_throttle); by default only the primary's Threads_running
+        self.throttler = throttler or Throttler(conn, plan.migration_id, plan.index, max_threads_running=max_threads_running,
+                                                sleep=sleep, clock=clock)
+        self.forced_strategy = strategy if strategy in STRATEGIES and plan.kind == 'cross' else None
+        self.choose(1, False)
         self.key_sql = q(plan.from_key, 'from.key')
         self.from_sql = q(plan.from_table, 'from.table')
         self.to_sql = q(plan.to_table, 'to.table')
@@ -134,8 +164,15 @@ class Backfill(object):
         self.max_chunk_seconds = 0.0
         self.max_slice_seconds = 0.0
         self.last_slice_seconds = 0.0
-        self.throttled_seconds = 0.0
+        self.retries = 0
         self.slice_rows = max(MIN_CHUNK, min(MAX_SLICE, self.chunk_size // 2 or MIN_CHUNK))
+
+    def choose(self, lock_mode, cleanup):
+        """Set the strategy (the forced one, if any) and the slice length that goes with it."""
+        self.strategy = self.forced_strategy or choose_strategy(self.plan, lock_mode, cleanup)
+        # Under innodb_autoinc_lock_mode 0 or 1 an INSERT ... SELECT into a table with an AUTO_INCREMENT column holds the
+        # table-level AUTO-INC lock for the whole statement: keep such slices very short.
+        self.slice_time = SELECT_SLICE_TIME if (self.strategy == 'select' and self.plan.target_autoinc) else SLICE_TIME
 
     # ---------------------------------------------------------------- helpers
 
@@ -189,19 +226,6 @@ class Backfill(object):
                     cur.execute('DEALLOCATE PREPARE zdt_backfill_stmt')
                 except Exception:  # pylint: disable=broad-except  # never prepared (no rows)
                     pass
-
-    def throttle(self):
-        if self.max_threads_running <= 0:
-            return
-        while True:
-            with self.conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS LIKE 'Threads_running'")
-                row = cur.fetchone()
-            running = int(row[1]) if row else 0
-            if running <= self.max_threads_running:
-                return
-            self.sleep(0.25)
-            self.throttled_seconds += 0.25
 
     def max_key(self):
         with self.conn.cursor() as cur:
@@ -271,6 +295,39 @@ class Backfill(object):
             rows = selected if rows is None else rows
         return int(scanned or 0), int(rows or 0)
 
+    def _insert_chunk(self, cur, lo, hi):
+        """A plain locking INSERT ... SELECT of the rows the new table does not hold yet (the 'insert' strategy).
+
+        The slice first locks its source rows (a locking read, which also counts them), so no trigger can write a new
+        row for them until it commits.  Rows the new table already holds were written by the triggers after they were
+        created, so they hold their old row's latest values (this strategy never runs when the new table held rows
+        before); leaving them out means the insert never meets an existing row.  An old row inserted into the range
+        meanwhile (not locked) may get its new row from its trigger before the insert reaches it: the insert then fails
+        with a duplicate key, and the slice is rolled back and run again (never skipped, never merged)."""
+        plan = self.plan
+        cond, args = range_condition(self.key_sql, lo, hi)
+        cur.execute('SELECT COUNT(*) FROM %s WHERE %s LOCK IN SHARE MODE' % (self.from_sql, cond), args)
+        scanned = int(cur.fetchone()[0])
+        tkey = q(plan.to_key, 'to.key')
+        tcond, targs = range_condition(tkey, lo, hi)
+        cur.execute('SELECT %s FROM %s WHERE %s LIMIT %d' % (tkey, self.to_sql, tcond, MAX_EXCLUDED + 1), targs)
+        present = [r[0] for r in cur.fetchall()]
+        if len(present) > MAX_EXCLUDED:
+            # many rows there already: a subquery (the server then buffers what it selects, which is slower)
+            skip = ' AND NOT EXISTS (SELECT 1 FROM %s AS zdt_t WHERE zdt_t.%s = %s.%s)' % (self.to_sql, tkey, self.from_sql, self.key_sql)
+        elif present:
+            skip = ' AND %s NOT IN (%s)' % (self.key_sql, ', '.join(['%s'] * len(present)))
+            args = list(args) + present
+        else:
+            skip = ''
+        cols = ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns])
+        src = ', '.join([self.key_sql] + [q(c, 'from.columns') for c in plan.from_columns])
+        cur.execute('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s AND %s%s LOCK IN SHARE MODE'
+                    % (self.to_sql, cols, src, self.from_sql, cond, plan.any_not_null(), skip), args)
+        rows = _records(cur)
+        self._check_warnings(cur, 'copying a chunk')
+        return scanned, int(rows if rows is not None else cur.rowcount)
+
     def _cleanup_chunk(self, cur, lo, hi):
         """Delete new rows in the range whose old row is gone or all-NULL (only when the new table had rows before the sync)."""
         plan = self.plan
@@ -317,8 +374,12 @@ class Backfill(object):
                     cur.execute('ROLLBACK')
                 except Exception:  # pylint: disable=broad-except
                     pass
-                if is_lock_error(exc) and attempt < CHUNK_RETRIES:
-                    self.sleep(backoff_delay(attempt, cap=2.0))
+                # the 'insert' strategy meets a row a trigger wrote meanwhile as a duplicate key: run the slice again
+                retry = is_lock_error(exc) or (self.strategy == 'insert' and error_code(exc) == ER_DUP_ENTRY)
+                if retry and attempt < CHUNK_RETRIES:
+                    self.retries += 1
+                    if is_lock_error(exc):      # a duplicate key is no contention: run the slice again at once
+                        self.sleep(backoff_delay(attempt, cap=2.0))
                     attempt += 1
                     continue
                 raise DatabaseError('%s of %s failed: %s' % (what, self.plan.field, exc.args[-1] if exc.args else exc))
@@ -335,14 +396,18 @@ class Backfill(object):
                 self._values_chunk(cur, lo, hi)
             elif self.strategy == 'select':
                 scanned, rows = self._select_chunk(cur, lo, hi, scanned_hint)
+            elif self.strategy == 'insert':
+                scanned, rows = self._insert_chunk(cur, lo, hi)
             else:
                 scanned, rows = self._update_chunk(cur, lo, hi)
             if cleanup:
                 self._cleanup_chunk(cur, lo, hi)
+            # the checkpoint doubles as the heartbeat replicas are measured by (sync_throttle)
+            beat = sync_state.beat_value(self.clock())
             if self.strategy == 'values':
-                cur.execute(sync_state.advance_vars_sql(), (encode_key(hi), self.plan.migration_id, self.plan.index))
+                cur.execute(sync_state.advance_vars_sql(), (encode_key(hi), beat, self.plan.migration_id, self.plan.index))
             else:
-                cur.execute(sync_state.advance_sql(), (encode_key(hi), scanned, scanned, rows,
+                cur.execute(sync_state.advance_sql(), (encode_key(hi), scanned, scanned, rows, beat,
                                                        self.plan.migration_id, self.plan.index))
         self._transaction(body, 'backfill in key range (%r, %r]' % (lo, hi))
 
@@ -409,10 +474,10 @@ class Backfill(object):
         """
         plan = self.plan
         started = self.clock()
-        sync_state.ensure_table(self.conn)
+        sync_state.ensure_table(self.conn, self.db)
         row = None if fresh else sync_state.read(self.conn, self.db, plan.migration_id, plan.index)
         result = dict(rows_copied=0, rows_total=0, chunks=0, seconds=0.0, rows_per_second=0.0, resumed_from=None,
-                      max_chunk_seconds=0.0, throttled_seconds=0.0, strategy=self.strategy)
+                      max_chunk_seconds=0.0, throttled_seconds=0.0, max_replica_lag_seen=None, strategy=self.strategy)
         if row is not None and row['state'] == 'done':
             result['rows_total'] = int(row['rows_total'])
             return result
@@ -422,19 +487,24 @@ class Backfill(object):
                 max_key = row['max_key']
                 lo = row['last_key']
                 cleanup = bool(row['cleanup'])
+                self.choose(autoinc_lock_mode(self.conn), cleanup)
+                result['strategy'] = self.strategy
                 result['resumed_from'] = lo
                 result['rows_total'] = int(row['rows_total'])
-                sync_state.resume(self.conn, plan.migration_id, plan.index)
+                sync_state.resume(self.conn, plan.migration_id, plan.index, self.clock())
             else:
                 cleanup = target_has_rows(self.conn, plan) if target_had_rows is None else bool(target_had_rows)
+                self.choose(autoinc_lock_mode(self.conn), cleanup)
+                result['strategy'] = self.strategy
                 max_key = self.max_key()
                 lo = None
                 result['rows_total'] = self.count_upto(max_key)
-                sync_state.start(self.conn, plan.migration_id, plan.index, self.strategy, max_key, result['rows_total'], cleanup)
+                sync_state.start(self.conn, plan.migration_id, plan.index, self.strategy, max_key, result['rows_total'], cleanup,
+                                 self.clock())
             copied_before = int((sync_state.read(self.conn, self.db, plan.migration_id, plan.index) or {}).get('rows_copied') or 0)
             n = self.chunk_size
             while max_key is not None and not (lo is not None and lo == max_key):
-                self.throttle()
+                self.throttler.wait()
                 t0 = self.clock()
                 hi = self.run_chunk(lo, max_key, cleanup, t0 + self.chunk_time, n)
                 last = hi == max_key
@@ -463,8 +533,11 @@ class Backfill(object):
             if done and done['run_rows'] and result['seconds'] > 0:
                 result['rows_per_second'] = round(done['run_rows'] / result['seconds'], 1)
         result['max_chunk_seconds'] = round(self.max_chunk_seconds, 3)
-        result['throttled_seconds'] = round(self.throttled_seconds, 2)
+        result['throttled_seconds'] = round(self.throttler.throttled_seconds, 2)
+        if self.throttler.max_replica_lag_seen is not None:
+            result['max_replica_lag_seen'] = round(self.throttler.max_replica_lag_seen, 3)
         result['max_slice_seconds'] = round(self.max_slice_seconds, 4)
+        result['retries'] = self.retries
         return result
 
 

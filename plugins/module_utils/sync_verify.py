@@ -49,6 +49,51 @@ def row_hash(key_expr, key_type, columns, types):
     return "CAST(CONV(LEFT(MD5(CONCAT_WS('|', %s)), 15), 16, 10) AS UNSIGNED)" % ', '.join(parts)
 
 
+class Side(object):
+    """One side of a sync entry as the checksums see it: a table, its key, the hash of a row's mapped columns and the
+    rows that count (cross-table, old side: those with a mapped column that is not NULL)."""
+
+    def __init__(self, table_sql, key_sql, hash_sql, where=None):
+        self.table_sql = table_sql
+        self.key_sql = key_sql
+        self.hash_sql = hash_sql
+        self.where = where
+
+    def _cond(self, lo, hi, keys=None):
+        cond, args = range_condition(self.key_sql, lo, hi)
+        if self.where:
+            cond += ' AND %s' % self.where
+        if keys is not None:
+            cond += ' AND %s IN (%s)' % (self.key_sql, ', '.join(['%s'] * len(keys)))
+            args = list(args) + list(keys)
+        return cond, args
+
+    def sums_query(self, lo, hi):
+        """(sql, args): the count and the sum of the row hashes of the key range (lo, hi]."""
+        cond, args = self._cond(lo, hi)
+        return 'SELECT COUNT(*), COALESCE(SUM(%s), 0) FROM %s WHERE %s' % (self.hash_sql, self.table_sql, cond), args
+
+    def hashes_query(self, lo, hi, keys=None):
+        """(sql, args): key and row hash of every counted row of (lo, hi], only ``keys`` when given."""
+        cond, args = self._cond(lo, hi, keys)
+        return 'SELECT %s, %s FROM %s WHERE %s' % (self.key_sql, self.hash_sql, self.table_sql, cond), args
+
+
+def sides(plan):
+    """The two :class:`Side` objects of a sync entry: its old shape and its new shape."""
+    fkey = q(plan.from_key, 'from.key')
+    fcols = [q(c, 'from.columns') for c in plan.from_columns]
+    if plan.kind == 'same':
+        table = q(plan.from_table, 'from.table')
+        tcols = [q(c, 'to.columns') for c in plan.to_columns]
+        return (Side(table, fkey, row_hash(fkey, plan.key_type, fcols, plan.from_types)),
+                Side(table, fkey, row_hash(fkey, plan.key_type, tcols, plan.to_types)))
+    tkey = q(plan.to_key, 'to.key')
+    tcols = [q(c, 'to.columns') for c in plan.to_columns]
+    return (Side(q(plan.from_table, 'from.table'), fkey, row_hash(fkey, plan.key_type, fcols, plan.from_types), plan.any_not_null()),
+            Side(q(plan.to_table, 'to.table'), tkey, row_hash(tkey, plan.key_type, tcols, plan.to_types)))
+
+
 class Verifier(object):
 
     def __init__(self, conn, plan, chunk_rows=20000):

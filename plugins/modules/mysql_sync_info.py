@@ -71,8 +71,11 @@ sync:
       description:
         - Progress; C(state) is C(not_started), C(running), C(interrupted) (a checkpoint of a run that is no longer alive)
           or C(done).
+        - C(paused) is true while the running copy waits (a replica lags or cannot be reached, or the primary is busy), and
+          C(pause_reason) says why; after a run stopped while paused, C(pause_reason) keeps the last reason.
       type: dict
-      sample: {state: running, rows_done: 420000, rows_total: 1000000, rows_per_second: 210000.0, eta_seconds: 2.8}
+      sample: {state: running, rows_done: 420000, rows_total: 1000000, rows_per_second: 210000.0, eta_seconds: 2.8, paused: true,
+               pause_reason: "replica 10.0.0.2:3306 lags 2.1 s, more than max_replica_lag=1.5"}
 '''
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

@@ -60,14 +60,44 @@ class Database:
             return cur.fetchall()
 
 
+def fresh_database(server):
+    """Generator for a fixture: a new database on ``server`` (a sandbox MariaDB), dropped afterwards."""
+    name = 'it_' + uuid.uuid4().hex[:12]
+    server.create_database(name)
+    yield Database(server, name)
+    with server.root_connect() as conn, conn.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS `%s`' % name)
+
+
+def private_sandbox(prefix, log_bin=False, options=None, replica=False):
+    """Generator for a fixture: a sandbox of its own whose primary runs with other server settings (binary log,
+    server options) than the session's, optionally with a replica; everything it started is stopped at the end."""
+    stack = Sandbox(tempfile.mkdtemp(prefix=prefix), preferred_ports={})
+    try:
+        stack.mariadb.configure(log_bin=log_bin or replica, options=options)
+        stack.mariadb.start()
+        if replica:
+            stack.replica.start()
+        yield stack
+    finally:
+        stack.stop_all()
+
+
 @pytest.fixture
 def db(mariadb):
-    name = 'it_' + uuid.uuid4().hex[:12]
-    mariadb.create_database(name)
-    database = Database(mariadb, name)
-    yield database
-    with mariadb.root_connect() as conn, conn.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS `%s`' % name)
+    yield from fresh_database(mariadb)
+
+
+@pytest.fixture(scope='session')
+def sandbox_factory():
+    """:func:`private_sandbox`, for a module-scoped fixture: ``yield from sandbox_factory(prefix, **settings)``."""
+    return private_sandbox
+
+
+@pytest.fixture(scope='session')
+def database_factory():
+    """:func:`fresh_database`, for a fixture on another server: ``yield from database_factory(server)``."""
+    return fresh_database
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from zdt_lab.modules import start_module
+from zdt_lab.waiting import wait_for
 import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -210,16 +211,6 @@ def test_drift_is_detected(users_db, run_module, tmp_path):
     cosmetic = tmp_path / 'cosmetic.yml'
     cosmetic.write_text('# reviewed\n' + text)
     assert ok(expand(run_module, db, str(cosmetic)))['changed'] is False
-
-
-def wait_for(predicate, timeout=20, interval=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError('condition not reached in %ss' % timeout)
 
 
 def test_killed_run_resumes_without_repeating_finished_steps(users_db, run_module, tmp_path):

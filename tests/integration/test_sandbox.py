@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from zdt_lab.sandbox import PidFile, PortInUse, Sandbox, pid_alive, port_accepts, port_is_free
+from zdt_lab.sandbox import PidFile, PortInUse, Sandbox, SandboxError, pid_alive, port_accepts, port_is_free
 
 
 @pytest.fixture
@@ -78,6 +78,51 @@ def test_half_initialised_datadir_is_rebuilt(stack):
     os.makedirs(os.path.join(stack.mariadb.datadir, 'junk'))
     stack.mariadb.start()
     assert not os.path.exists(os.path.join(stack.mariadb.datadir, 'junk'))
+
+
+def test_replica_replicates_over_loopback_with_gtid_and_stops_by_pid(stack):
+    stack.mariadb.configure(log_bin=True)
+    stack.mariadb.start()
+    stack.replica.start()
+    ports = stack.ports
+    assert ports['replica'] not in (ports['mariadb'], ports['lb'], ports['blue'], ports['green'])
+    assert stack.replica.socket != stack.mariadb.socket and stack.replica.datadir != stack.mariadb.datadir
+    status = stack.replica.status()
+    assert (status['Master_Host'], status['Master_Port'], status['Using_Gtid']) == ('127.0.0.1', ports['mariadb'], 'Slave_Pos')
+    stack.mariadb.create_database('shared')
+    with stack.mariadb.app_connect('shared') as conn, conn.cursor() as cur:
+        cur.execute('CREATE TABLE t (id INT PRIMARY KEY)')
+        cur.execute('INSERT INTO t VALUES (1)')
+    stack.replica.wait_caught_up(10)
+    with stack.replica.app_connect('shared') as conn, conn.cursor() as cur:
+        cur.execute('SELECT id FROM t')
+        assert cur.fetchall() == ((1,),)
+        with pytest.raises(Exception, match='read-only'):
+            cur.execute('INSERT INTO t VALUES (2)')
+    # a stopped SQL thread lags; started again it catches up
+    stack.replica.stop_sql_thread()
+    with stack.mariadb.app_connect('shared') as conn, conn.cursor() as cur:
+        cur.execute('INSERT INTO t VALUES (3)')
+    with pytest.raises(SandboxError, match='did not reach'):
+        stack.replica.wait_caught_up(1)
+    stack.replica.start_sql_thread()
+    stack.replica.wait_caught_up(10)
+    pids = (stack.mariadb.pid, stack.replica.pid)
+    stack.stop_all()
+    assert all(_wait_gone(pid) for pid in pids) and stack.status() == {}
+    # settings survive: the primary starts again with its binary log, the replica resumes where it was
+    stack.mariadb.start()
+    stack.replica.start()
+    with stack.replica.root_connect() as conn, conn.cursor() as cur:
+        cur.execute('SELECT COUNT(*) FROM shared.t')
+        assert cur.fetchone() == (2,)
+
+
+def test_replica_needs_the_primarys_binary_log_from_its_start(stack):
+    stack.mariadb.start()
+    with pytest.raises(SandboxError, match='log_bin=True'):
+        stack.replica.start()
+    assert not stack.replica.running
 
 
 def test_port_collision_is_refused(stack):

@@ -61,3 +61,16 @@ def test_bounds_problem(params, expected):
 def test_bounds_problem_names_every_option_out_of_bounds():
     message = module_args.bounds_problem({'chunk_size': 0, 'lock_wait_timeout': 0})
     assert message == 'chunk_size must be at least 1, got 0; lock_wait_timeout must be at least 1, got 0'
+
+
+def test_bounds_of_the_replica_options_and_of_each_replica_entry():
+    assert module_args.bounds_problem({'max_replica_lag': 0.5, 'replica_timeout': 0}) is None
+    assert module_args.bounds_problem({'max_replica_lag': 0}) == 'max_replica_lag must be greater than 0, got 0'
+    assert module_args.bounds_problem({'replicas': [{'login_port': 3307}, {'login_port': 0, 'connect_timeout': 0}]}) == (
+        'replicas[1].connect_timeout must be at least 1, got 0; replicas[1].login_port must be at least 1, got 0')
+
+
+def test_a_replica_entry_has_the_connection_options_without_database_or_defaults():
+    assert sorted(module_args.REPLICA_OPTIONS) == sorted(k for k in module_args.MYSQL_CONNECTION_SPEC if k != 'database')
+    assert all('default' not in option for option in module_args.REPLICA_OPTIONS.values())
+    assert module_args.REPLICA_OPTIONS['login_password']['no_log'] is True

@@ -1,8 +1,10 @@
-"""Connection options and login errors (no server)."""
+"""Connection options, login errors and replicas' connection options (no server)."""
+import re
+
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_connection as mc
-from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ConnectionFailed
+from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import ConnectionFailed, SpecError
 
 
 class FakeDriverError(Exception):
@@ -53,3 +55,31 @@ def test_connect_errors_are_clear_and_never_contain_the_password(code, text, exp
         mc.connect(PARAMS, driver=FakeDriver(FakeDriverError(code, text)))
     assert expect in str(err.value)
     assert 'S3cr3t!pw' not in str(err.value)
+
+
+PRIMARY = dict(PARAMS, login_host='db1', login_port=3306, login_unix_socket='/run/mysqld/mysqld.sock')
+NOT_GIVEN = dict((k, None) for k in ('login_host', 'login_port', 'login_user', 'login_password', 'login_unix_socket', 'config_file',
+                                     'connect_timeout', 'ca_cert', 'client_cert', 'client_key', 'check_hostname'))
+
+
+def test_a_replica_takes_the_primarys_value_for_every_option_it_leaves_out():
+    params = mc.replica_params(PRIMARY, dict(NOT_GIVEN, login_host='db2'))
+    assert (params['login_host'], params['login_port'], params['login_user'], params['login_password'], params['database']) == \
+        ('db2', 3306, 'deploy', 'S3cr3t!pw', 'app')
+    # host or port given: never the primary's socket (it would lead back to the primary)
+    assert params['login_unix_socket'] is None and mc.describe_target(params) == 'db2:3306'
+    params = mc.replica_params(PRIMARY, dict(NOT_GIVEN, login_port=3307, login_user='reader'))
+    assert (params['login_host'], params['login_port'], params['login_user']) == ('db1', 3307, 'reader')
+    params = mc.replica_params(PRIMARY, dict(NOT_GIVEN, login_unix_socket='/run/replica.sock'))
+    assert mc.describe_target(params) == 'unix socket /run/replica.sock'
+
+
+@pytest.mark.parametrize('replica, message', [
+    (NOT_GIVEN, 'names neither login_host, login_port nor login_unix_socket'),
+    (dict(NOT_GIVEN, login_unix_socket='/run/mysqld/mysqld.sock'), 'is the primary itself (unix socket /run/mysqld/mysqld.sock)'),
+    (dict(NOT_GIVEN, login_host='db1'), None),
+])
+def test_a_replica_that_would_be_the_primary_is_refused(replica, message):
+    primary = dict(PRIMARY, login_unix_socket=None) if message is None else PRIMARY
+    with pytest.raises(SpecError, match=re.escape(message or 'is the primary itself (db1:3306)')):
+        mc.replica_params(primary, replica)

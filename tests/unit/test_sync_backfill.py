@@ -1,4 +1,4 @@
-"""The backfill's SQL choices, warning checks and throttle (no server)."""
+"""The backfill's SQL choices and warning checks (no server); what pauses it: test_sync_throttle.py."""
 import pytest
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import sync_backfill as bf
@@ -10,6 +10,21 @@ def test_strategy_choice(cross_plan, same_plan):
     assert bf.choose_strategy(cross_plan(autoinc=None)) == 'select'
     assert bf.choose_strategy(cross_plan(types=('double', 'varchar'))) == 'select'
     assert bf.choose_strategy(same_plan()) == 'update'
+    # innodb_autoinc_lock_mode=2: a plain INSERT ... SELECT of the missing rows, unless every row must be compared
+    assert bf.choose_strategy(cross_plan(), autoinc_lock_mode=2) == 'insert'
+    assert bf.choose_strategy(cross_plan(types=('double', 'varchar')), autoinc_lock_mode=2) == 'insert'
+    assert bf.choose_strategy(cross_plan(), autoinc_lock_mode=2, cleanup=True) == 'values'
+    assert bf.choose_strategy(cross_plan(autoinc=None), autoinc_lock_mode=2) == 'select'
+    assert bf.choose_strategy(cross_plan(), autoinc_lock_mode=0) == 'values'
+
+
+def test_a_forced_strategy_and_the_slice_length_that_goes_with_it(cross_plan):
+    runner = bf.Backfill(None, 'app', cross_plan(), strategy='select')
+    runner.choose(2, False)
+    assert (runner.strategy, runner.slice_time) == ('select', bf.SELECT_SLICE_TIME)
+    runner = bf.Backfill(None, 'app', cross_plan())
+    runner.choose(2, False)
+    assert (runner.strategy, runner.slice_time) == ('insert', bf.SLICE_TIME)
 
 
 def test_literal_expressions_are_exact_per_type():
@@ -44,42 +59,3 @@ def test_deprecation_notes_do_not_fail_a_chunk(cross_plan):
 def test_any_other_warning_fails_the_chunk_naming_it(cross_plan):
     with pytest.raises(DatabaseError, match='1265'):
         _backfill(cross_plan())._check_warnings(_WarningCursor([('Warning', 1287, 'deprecated'), ('Warning', 1265, 'Data truncated')]), 'copying')
-
-
-class _StatusConn(object):
-    """Answers SHOW GLOBAL STATUS LIKE 'Threads_running' with the next of ``values``."""
-
-    def __init__(self, values):
-        self.values = list(values)
-        self.queries = 0
-
-    def cursor(self):
-        conn = self
-
-        class Cursor(object):
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
-            def execute(self, sql, args=None):
-                assert sql == "SHOW GLOBAL STATUS LIKE 'Threads_running'"
-                conn.queries += 1
-
-            def fetchone(self):
-                return ('Threads_running', str(conn.values.pop(0)))
-        return Cursor()
-
-
-def test_backfill_pauses_while_threads_running_is_above_the_limit(cross_plan):
-    slept = []
-    runner = bf.Backfill(_StatusConn([40, 26, 25]), 'app', cross_plan(), max_threads_running=25, sleep=slept.append)
-    runner.throttle()
-    assert slept == [0.25, 0.25] and runner.throttled_seconds == 0.5
-
-
-def test_throttling_off_with_zero(cross_plan):
-    conn = _StatusConn([])
-    bf.Backfill(conn, 'app', cross_plan(), max_threads_running=0).throttle()
-    assert conn.queries == 0
