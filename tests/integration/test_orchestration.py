@@ -25,6 +25,7 @@ import pymysql
 import pytest
 
 from zdt_lab.sandbox import Sandbox
+from zdt_lab.waiting import wait_for
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -148,16 +149,6 @@ def processes_of(stack, needle):
     return found
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError('timed out waiting for ' + what)
-
-
 def backfill_running(stack):
     """The sync job is copying: its checkpoint row says so."""
     with stack.mariadb.root_connect('app') as conn, conn.cursor() as cur:
@@ -168,7 +159,7 @@ def backfill_running(stack):
         return cur.fetchone()[0] > 0
 
 
-def processes_of_port(port):
+def port_answers(port):
     """True while something accepts connections on the port."""
     try:
         http_get(port, '/health', timeout=1)
@@ -227,8 +218,8 @@ def test_a_killed_backfill_job_is_reported_in_the_rescue(stack):
                                 cwd=REPO_ROOT, env=dict(ansible_env(stack), ANSIBLE_CALLBACK_RESULT_FORMAT='json'),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            wait_for(lambda: backfill_running(stack), 120, 'the backfill to start')
-            job = wait_for(lambda: processes_of(stack, 'mysql_trigger_sync'), 30, 'the backfill job')
+            wait_for(lambda: backfill_running(stack), 120)   # the backfill to start
+            job = wait_for(lambda: processes_of(stack, 'mysql_trigger_sync'), 30)   # the backfill job
             kill(job)   # the async wrapper and the module: the job dies, ansible-playbook lives on
             out = proc.communicate(timeout=300)[0].decode(errors='replace')
         finally:
@@ -263,8 +254,7 @@ def test_a_killed_run_leaves_a_lock_that_goes_stale(stack):
         proc = subprocess.Popen(playbook_argv('upgrade.yml', dict(FAST, schema_migration_max_threads_running=1)),
                                 cwd=REPO_ROOT, env=ansible_env(stack), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: processes_of(stack, 'sync_wait') or processes_of(stack, 'mysql_trigger_sync'), 120,
-                     'the backfill wait')
+            wait_for(lambda: processes_of(stack, 'mysql_trigger_sync'), 120)   # the (throttled) backfill job runs
         finally:
             # ansible-playbook, its workers, the async wrapper and the module: nothing of the run is left
             kill([proc.pid] + processes_of(stack, 'ansible-playbook') + processes_of(stack, 'mysql_trigger_sync'))
@@ -312,15 +302,15 @@ def test_upgrade_through_ansible_runner_as_awx_runs_it(stack):
             private_data_dir=data_dir, project_dir=REPO_ROOT, playbook=os.path.join(REPO_ROOT, 'playbooks', 'upgrade.yml'),
             inventory=INVENTORY, extravars=extravars, envvars=envvars, event_handler=on_event, quiet=True, timeout=600)
         wait_task = 'Wait for the backfill and verify, printing a progress line every progress_interval seconds'
-        wait_for(lambda: wait_task in starts, 180, 'the backfill wait to start')
+        wait_for(lambda: wait_task in starts, 180)   # the backfill wait to start
         # a second run (another AWX template) while this one holds the lock: refused up front, naming the holder
         out = run(stack, 'rollback.yml', expect=1)
         assert re.search(r'another run holds lock zdt\.bluegreen: \S.*, started \d{4}-\d\d-\d\d', out), out[-4000:]
         assert all(n == 0 for n in changed(out).values()), changed(out)
         # the backfill waits on the throttle meanwhile; released once the wait has looked at the job 410 times
-        wait_for(lambda: max([looks(e) for e in events] + [0]) >= 410, 240, '410 looks at the backfill job')
+        wait_for(lambda: max([looks(e) for e in events] + [0]) >= 410, 240)   # 410 looks at the backfill job
         throttle.release()
-        wait_for(lambda: 'Tell the run lock this run is alive, before the switch' in starts, 180, 'the switch')
+        wait_for(lambda: 'Tell the run lock this run is alive, before the switch' in starts, 180)   # the switch
         holder = threading.Thread(target=hold_a_request_on_blue)
         holder.start()
         thread.join(300)
@@ -361,8 +351,8 @@ def test_site_after_the_load_balancer_lost_its_admin_socket(stack):
     pid = stack.haproxy.pid
     assert pid
     kill([pid])   # the master; its workers follow it
-    wait_for(lambda: not stack.haproxy.running, 20, 'HAProxy to stop')
-    wait_for(lambda: not processes_of_port(stack.ports['lb']), 20, 'the frontend port to close')
+    wait_for(lambda: not stack.haproxy.running, 20)   # HAProxy to stop
+    wait_for(lambda: not port_answers(stack.ports['lb']), 20)   # the frontend port to close
     for path in (stack.haproxy.stats_socket, stack.haproxy.master_socket):
         if os.path.exists(path):
             os.unlink(path)
