@@ -109,8 +109,8 @@ class DatabaseLock(object):
     def heartbeat(self, token):
         with self.conn.cursor() as cur:
             cur.execute('UPDATE %s SET heartbeat_at = NOW(6) WHERE name = %%s AND token = %%s' % self.table, (self.name, token))
-            if cur.rowcount == 0 and not query(self.conn, 'SELECT 1 FROM %s WHERE name = %%s AND token = %%s' % self.table,
-                                                (self.name, token)):
+            mine = 'SELECT 1 FROM %s WHERE name = %%s AND token = %%s' % self.table
+            if cur.rowcount == 0 and not query(self.conn, mine, (self.name, token)):
                 raise LockLost('lock %s is no longer this run\'s (its heartbeat went stale and another run took it over, or '
                                'it was removed); stop here: two runs must not change the stack at once' % self.name)
         return dict(changed=True, took_over=None)

@@ -12,15 +12,15 @@ short_description: Wait for a backfill started in the background, showing its pr
 version_added: 0.1.0
 author: zdt.bluegreen developers (@zdt)
 description:
-  - Waits for the async job O(jid) of M(zdt.bluegreen.mysql_trigger_sync) (started with C(async) and C(poll: 0)) in one
-    flat loop, however long the backfill takes: C(async_status) every O(poll) seconds, and every O(progress_interval)
+  - "Waits for the async job O(jid) of M(zdt.bluegreen.mysql_trigger_sync) (started with C(async) and C(poll: 0)) in one
+    flat loop, however long the backfill takes: the job's results file (the one C(async_status) reads) every O(poll) seconds, and every O(progress_interval)
     seconds the progress from M(zdt.bluegreen.mysql_sync_info) printed as one line (rows, share, rate, ETA, a pause and
-    its reason), which ansible-runner and AWX record as a job event.
+    its reason), which ansible-runner and AWX record as a job event."
   - Returns the job's result (triggers, backfill, verify); fails with the job's message when it failed, when the job
     was killed (its checkpoint says running but no session holds the migration's lock), or after O(timeout) (the job
     keeps running then).
   - With O(lock_token), refreshes the heartbeat of the run lock (M(zdt.bluegreen.run_lock)) at every progress line.
-  - This is an action plugin: it runs on the controller and executes the modules it polls with on the task's host.
+  - This is an action plugin - it runs on the controller and executes the modules it polls with on the task's host.
 options:
   jid:
     description: The async job id (C(ansible_job_id) of the registered result).

@@ -101,7 +101,7 @@ class Throttle(object):
         self.stack, self.threads, self.ids = stack, [], []
 
     def __enter__(self):
-        for _ in range(2):
+        for _session in range(2):
             conn = self.stack.mariadb.root_connect()
             self.ids.append(conn.thread_id())
             thread = threading.Thread(target=self._sleep, args=(conn,), daemon=True)

@@ -43,7 +43,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):   # noqa: N802 - the stdlib's name
         path = self.path.split('?', 1)[0]
         if path == '/status/ready':
-            self.answer(503 if os.path.exists(os.path.join(HERE, 'UNHEALTHY')) else 200, {'ready': True, 'build': {'version': VERSION, 'color': os.environ.get('ZDT_COLOR')}})
+            healthy = not os.path.exists(os.path.join(HERE, 'UNHEALTHY'))
+            self.answer(200 if healthy else 503, {'ready': healthy, 'build': {'version': VERSION, 'color': os.environ.get('ZDT_COLOR')}})
         elif path == '/api/items':
             self.answer(200, {'items': [{'sku': 'A-%d' % n, 'stock': n} for n in range(5)], 'served_by': VERSION})
         elif path == '/api/gate':
