@@ -20,12 +20,13 @@ import json
 import math
 import os
 import re
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import SpecError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import (
     literal_text_problem, quote_identifier, sql_literal, validate_identifier)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import BLOB_TYPES, NO_DEFAULT_TYPES, TEXT_TYPES, parse_type
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_expressions import expression_problem
 
 try:
     import yaml
@@ -84,11 +85,15 @@ ForeignKey = namedtuple('ForeignKey', 'name columns ref_table ref_columns on_del
 class Op(namedtuple('Op', 'kind args field')):
     """One expand/contract operation.
 
-    ``kind``: create_table | add_column | create_index | drop_index | drop_columns | drop_table | sql.
+    ``kind``: create_table | add_column | alter_column | create_index | drop_index | drop_columns | drop_table | sql.
     ``args`` (normalized): create_table {table, columns: [Column], primary_key: tuple, indexes: [Index],
-    foreign_keys: [ForeignKey]}; add_column {table, column: Column}; create_index {table, name, columns: tuple,
-    unique}; drop_index {table, name}; drop_columns {table, columns: tuple}; drop_table {table}; sql {up, down}.
-    ``field`` is its path, e.g. ``expand[0]``.
+    foreign_keys: [ForeignKey]}; add_column {table, column: Column}; alter_column {table, column, rename_to, type
+    (ColumnType or None), nullable (bool or None), default (raw value or NO_DEFAULT: checked against the type the new
+    column gets, known only from the live schema when ``type`` is omitted), charset, collation, up, down};
+    create_index {table, name, columns: tuple, unique}; drop_index {table, name}; drop_columns {table, columns: tuple};
+    drop_table {table}; sql {up, down}.
+    ``field`` is its path, e.g. ``expand[0]``; a contract step an ``alter_column`` implies (dropping the old column)
+    keeps the path of that op, e.g. ``expand[1].alter_column``.
     """
 
     __slots__ = ()
@@ -103,6 +108,8 @@ class Op(namedtuple('Op', 'kind args field')):
             what = a['table']
         elif self.kind == 'add_column':
             what = '%s.%s' % (a['table'], a['column'].name)
+        elif self.kind == 'alter_column':
+            what = '%s.%s%s' % (a['table'], a['column'], ' -> %s' % a['rename_to'] if a['rename_to'] else ' in place')
         elif self.kind in ('create_index', 'drop_index'):
             what = '%s on %s' % (a['name'], a['table'])
         elif self.kind == 'drop_columns':
@@ -114,14 +121,46 @@ class Op(namedtuple('Op', 'kind args field')):
         return '%s %s %s' % (self.field, self.kind, what)
 
 
-class SyncSpec(namedtuple('SyncSpec', 'index from_table from_key from_columns to_table to_key to_columns direction kind')):
-    """One ``sync`` entry. ``kind`` is ``cross`` (different tables) or ``same`` (one table)."""
+class Mapping(namedtuple('Mapping', 'from_column to_column up down writes_back field')):
+    """One mapped column pair: ``up`` (old row -> new value) and ``down`` (new row -> old value) are SQL expressions
+    (:mod:`sync_expressions`) or None (the value copied unchanged).  ``writes_back`` is False on the pairs of a split
+    that leave writing the old column to the one pair that gives ``down``.  ``field`` is the pair's path (its ``.up``
+    and ``.down`` name the expressions)."""
 
     __slots__ = ()
 
+
+class SyncSpec(namedtuple('SyncSpec', 'index from_table from_key from_columns to_table to_key to_columns direction kind '
+                                      'mappings origin')):
+    """One ``sync`` entry. ``kind`` is ``cross`` (different tables) or ``same`` (one table).
+
+    ``mappings``: a tuple of :class:`Mapping`, one per pair, when the pairs are mapped (expressions, a split); None
+    for plain pairs copied as they are.  ``origin``: the path of the
+    ``alter_column`` op an entry was derived from (its ``from_key`` is then None until the live primary key fills it),
+    None for an entry of the ``sync`` list.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, index, from_table, from_key, from_columns, to_table, to_key, to_columns, direction, kind,
+                mappings=None, origin=None):
+        return super(SyncSpec, cls).__new__(cls, index, from_table, from_key, from_columns, to_table, to_key, to_columns,
+                                            direction, kind, mappings, origin)
+
     @property
     def field(self):
-        return 'sync[%d]' % self.index
+        return self.origin or 'sync[%d]' % self.index
+
+    def column_field(self, side, j):
+        """The path of the ``j``-th column of ``side`` (from | to) in the migration file."""
+        if self.origin:
+            return '%s.%s' % (self.mappings[j].field, 'column' if side == 'from' else 'rename_to')
+        if self.mappings is not None:
+            return '%s.%s' % (self.mappings[j].field, side)
+        return '%s.%s.columns[%d]' % (self.field, side, j)
+
+    def key_field(self, side):
+        return '%s.table' % self.field if self.origin else '%s.%s.key' % (self.field, side)
 
     @property
     def pairs(self):
@@ -262,6 +301,11 @@ def _default(value, ctype, nullable, field):
     if ctype.name == 'ENUM' and value not in ctype.values:
         raise bad('default %r is not one of the ENUM values' % (value,))
     return value
+
+
+def validate_default(value, ctype, nullable, field):
+    """A ``default`` checked against a column type (the planner's, when the type is the live column's)."""
+    return _default(value, ctype, nullable, field)
 
 
 COLUMN_KEYS = ('name', 'type', 'nullable', 'default', 'auto_increment', 'charset', 'collation')
@@ -409,6 +453,52 @@ def _parse_add_column(args, field):
     return {'table': table, 'column': column}
 
 
+def _expression(value, field):
+    """An ``up`` / ``down`` SQL expression (the documented escape hatch), checked on its text here, by the server later."""
+    problem = expression_problem(value)
+    if problem:
+        raise SpecError(field, problem)
+    return value.strip()
+
+
+ALTER_COLUMN_KEYS = ('rename_to', 'type', 'nullable', 'default', 'charset', 'collation', 'up', 'down')
+
+
+def _parse_alter_column(args, field):
+    _mapping(args, field, required=('table', 'column'), optional=ALTER_COLUMN_KEYS)
+    table = _ident(args['table'], _join(field, 'table'))
+    column = _ident(args['column'], _join(field, 'column'))
+    rename_to = None
+    if args.get('rename_to') is not None:
+        rename_to = _ident(args['rename_to'], _join(field, 'rename_to'))
+        if rename_to.lower() == column.lower():
+            raise SpecError(_join(field, 'rename_to'), 'must differ from column (omit rename_to to change the column in place)')
+    ctype = parse_type(args['type'], _join(field, 'type')) if args.get('type') is not None else None
+    nullable = _bool(args.get('nullable'), _join(field, 'nullable'), None)
+    default = NO_DEFAULT
+    if 'default' in args:
+        default = args['default']
+        if ctype is not None:   # else checked against the live column's type by the planner
+            default = _default(default, ctype, nullable is not False, _join(field, 'default'))
+    result = {'table': table, 'column': column, 'rename_to': rename_to, 'type': ctype, 'nullable': nullable, 'default': default,
+              'charset': None, 'collation': None, 'up': None, 'down': None}
+    for key in ('charset', 'collation'):
+        if args.get(key) is not None:
+            if ctype is not None and not ctype.takes_charset:
+                raise SpecError(_join(field, key), '%s only applies to CHAR, VARCHAR, TEXT and ENUM columns' % key)
+            result[key] = _ident(args[key], _join(field, key))
+    for key in ('up', 'down'):
+        if args.get(key) is not None:
+            if rename_to is None:
+                raise SpecError(_join(field, key), 'an in-place change takes no expressions; give rename_to to add a new column '
+                                                   'that the triggers fill through up and down')
+            result[key] = _expression(args[key], _join(field, key))
+    if rename_to is None and ctype is None and nullable is None and default is NO_DEFAULT and not result['charset'] \
+            and not result['collation']:
+        raise SpecError(field, 'changes nothing: give rename_to, or type, nullable or default for an in-place change')
+    return result
+
+
 def _parse_create_index(args, field):
     _mapping(args, field, required=('table', 'name', 'columns'), optional=('unique',))
     return {'table': _ident(args['table'], _join(field, 'table')),
@@ -444,7 +534,7 @@ def _parse_sql(args, field, phase):
 
 
 OP_PARSERS = {
-    'expand': {'create_table': _parse_create_table, 'add_column': _parse_add_column,
+    'expand': {'create_table': _parse_create_table, 'add_column': _parse_add_column, 'alter_column': _parse_alter_column,
                'create_index': _parse_create_index, 'sql': None},
     'contract': {'drop_columns': _parse_drop_columns, 'create_index': _parse_create_index,
                  'drop_index': _parse_drop_index, 'drop_table': _parse_drop_table, 'sql': None},
@@ -490,6 +580,87 @@ def _check_op_sequence(ops, phase):
             if key in seen_idx:
                 raise SpecError(op.field + '.create_index.name', 'index %r on %r is created twice' % key)
             seen_idx[key] = op
+
+
+def _alter_column_groups(expand):
+    """The renaming ``alter_column`` ops of an expand grouped by the old column they read: (table, column) -> [op].
+
+    Checks what only the whole list shows: a new column named twice or already added by add_column, an old column
+    that is another op's new column (chains), and a split (several ops on one column) whose ``down`` is not given by
+    exactly one of them (both would write the old column)."""
+    groups = OrderedDict()
+    new_columns = {}
+    for op in expand:
+        if op.kind == 'add_column':
+            new_columns[(op.args['table'], op.args['column'].name.lower())] = op.field + '.add_column.column.name'
+    for op in expand:
+        if op.kind != 'alter_column':
+            continue
+        a = op.args
+        field = op.field + '.alter_column'
+        if a['rename_to'] is None:
+            continue
+        key = (a['table'], a['rename_to'].lower())
+        if key in new_columns:
+            raise SpecError(field + '.rename_to', 'column %s.%s is already added by %s' % (a['table'], a['rename_to'], new_columns[key]))
+        new_columns[key] = field + '.rename_to'
+        groups.setdefault((a['table'], a['column'].lower()), []).append(op)
+    for op in expand:
+        if op.kind == 'alter_column' and (op.args['table'], op.args['column'].lower()) in new_columns:
+            raise SpecError(op.field + '.alter_column.column', 'column %s.%s is a new column of this migration (%s); '
+                            'change a column in a later migration' % (op.args['table'], op.args['column'],
+                                                                       new_columns[(op.args['table'], op.args['column'].lower())]))
+    in_place = set()
+    for op in expand:
+        if op.kind == 'alter_column' and op.args['rename_to'] is None:
+            key = (op.args['table'], op.args['column'].lower())
+            if key in groups or key in in_place:
+                raise SpecError(op.field + '.alter_column.column', 'column %s.%s is changed by another alter_column too'
+                                % (op.args['table'], op.args['column']))
+            in_place.add(key)
+    for ops in groups.values():
+        if len(ops) == 1:
+            a = ops[0].args
+            if a['up'] is not None and a['down'] is None and a['type'] is not None:
+                raise SpecError(ops[0].field + '.alter_column.down', 'up without down is refused when the type changes: give the '
+                                                                    'expression that turns a new value back into the old column')
+            continue
+        with_down = [op for op in ops if op.args['down'] is not None]
+        if len(with_down) != 1:
+            field = (with_down[1] if with_down else ops[0]).field + '.alter_column.down'
+            raise SpecError(field, 'column %s.%s is split into %s: give down on exactly one of them (it writes the old column '
+                                   'back from all the new ones)' % (ops[0].args['table'], ops[0].args['column'],
+                                                                    ', '.join(op.args['rename_to'] for op in ops)))
+    return groups
+
+
+def _alter_column_syncs(groups, first_index):
+    """One same-table sync entry per renamed (or split) old column, indexed after the ``sync`` list's entries."""
+    result = []
+    for n, ((table, _lower), ops) in enumerate(groups.items()):
+        single = len(ops) == 1
+        mappings = tuple(Mapping(op.args['column'], op.args['rename_to'], op.args['up'], op.args['down'],
+                                 single or op.args['down'] is not None, op.field + '.alter_column') for op in ops)
+        column = ops[0].args['column']
+        result.append(SyncSpec(first_index + n, table, None, tuple(column for _op in ops), table, None,
+                               tuple(op.args['rename_to'] for op in ops), 'both', 'same', mappings, ops[0].field + '.alter_column'))
+    return result
+
+
+def _alter_column_contract(groups, contract):
+    """The contract steps the renames imply: drop each old column, unless the contract drops it (or its table) itself."""
+    dropped = set()
+    for op in contract:
+        if op.kind == 'drop_columns':
+            dropped.update((op.args['table'], c.lower()) for c in op.args['columns'])
+        elif op.kind == 'drop_table':
+            dropped.add((op.args['table'], None))
+    result = []
+    for (table, lower), ops in groups.items():
+        if (table, lower) in dropped or (table, None) in dropped:
+            continue
+        result.append(Op('drop_columns', {'table': table, 'columns': (ops[0].args['column'],)}, ops[0].field + '.alter_column'))
+    return result
 
 
 def _parse_endpoint(data, field):
@@ -586,4 +757,7 @@ def parse_migration(data, source=None):
     _check_op_sequence(expand, 'expand')
     _check_op_sequence(contract, 'contract')
     sync = _parse_sync(data.get('sync'))
+    groups = _alter_column_groups(expand)
+    sync.extend(_alter_column_syncs(groups, len(sync)))
+    contract.extend(_alter_column_contract(groups, contract))
     return Migration(mid, description, expand, sync, contract, canonical_checksum(data), source)

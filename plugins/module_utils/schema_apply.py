@@ -21,7 +21,8 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_ddl import run
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_inspect import current_database, show_create_table
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier
 from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_model import load_model, tables_of
-from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_plan import PHASES, is_sync_trigger_of, plan_steps
+from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_plan import PHASES, is_sync_trigger_of, new_column, plan_steps
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_expressions import check_expression
 
 
 def lock_name(database):
@@ -84,6 +85,8 @@ def _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_t
         return Result(False, [], [], [], '', '')
 
     model = load_model(conn, database, tables_of(migration, phase))
+    if phase == 'expand':
+        check_expressions(conn, model, migration)
     if sync_triggers_dropped:
         model.triggers = [t for t in model.triggers if not is_sync_trigger_of(migration, t['name'])]
     planned = plan_steps(model, migration, phase, step_status, changelog_done=in_changelog)
@@ -135,6 +138,30 @@ def _apply_locked(conn, migration, phase, database, changelog_table, lock_wait_t
         schema_state.forget(conn, changelog_table, migration.id)
     after = show_create_tables(conn, affected) if want_diff else ''
     return Result(True, ran, planned.skipped, affected, before, after)
+
+
+def check_expressions(conn, model, migration):
+    """Have the server resolve every alter_column's up and down over the live table before anything changes.
+
+    ``up`` may name the columns the table has before the expand; ``down`` those and the new columns (added virtually
+    when the expand has not added them yet).  SpecError names the expression, e.g. ``expand[1].alter_column.up``."""
+    ops = [op for op in migration.expand if op.kind == 'alter_column' and op.args['rename_to'] is not None]
+    for op in ops:
+        a = op.args
+        t = model.table(a['table'])
+        coldef = t.column_defs.get(a['column'].lower()) if t is not None else None
+        if coldef is None:
+            continue    # the planner names the missing table or column
+        news = dict((o.args['rename_to'], new_column(o, t.column_defs[o.args['column'].lower()], o.args['rename_to']).type)
+                    for o in ops if o.args['table'] == a['table'] and o.args['column'].lower() in t.column_defs)
+        live = [t.columns[k] for k in t.columns]
+        new_lower = set(n.lower() for n in news)
+        old_columns = [c for c in live if c.lower() not in new_lower]
+        field = op.field + '.alter_column'
+        if a['up'] is not None:
+            check_expression(conn, a['table'], a['up'], live, news, field + '.up', available=old_columns)
+        if a['down'] is not None:
+            check_expression(conn, a['table'], a['down'], live, news, field + '.down')
 
 
 def plan(conn, migration, phase, database=None, changelog_table='changelog'):

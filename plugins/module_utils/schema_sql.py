@@ -43,6 +43,11 @@ def add_column_sql(table, column, algorithm=INSTANT):
     return 'ALTER TABLE %s ADD COLUMN %s, %s' % (quote_identifier(table), column.sql(), algorithm)
 
 
+def modify_column_sql(table, column, algorithm=INSTANT):
+    """An in-place change of a column (the planner only plans widenings the server makes online)."""
+    return 'ALTER TABLE %s MODIFY COLUMN %s, %s' % (quote_identifier(table), column.sql(), algorithm)
+
+
 def create_index_sql(table, name, columns, unique=False, algorithm=INPLACE):
     return 'ALTER TABLE %s ADD %sINDEX %s (%s), %s' % (
         quote_identifier(table), 'UNIQUE ' if unique else '', quote_identifier(name), column_list(columns), algorithm)

@@ -342,6 +342,14 @@ class Backfill(object):
         cond, args = range_condition(self.key_sql, lo, hi)
         cur.execute('SELECT COUNT(*) FROM %s WHERE %s LOCK IN SHARE MODE' % (self.from_sql, cond), args)
         scanned = int(cur.fetchone()[0])
+        if plan.mapped is not None:
+            # Writes win over the backfill: a row a trigger wrote since the triggers exist is in sync (its new columns are
+            # up of its old row, or its old column is down of its new row), so only rows no write touched are filled; the
+            # triggers skip this session's UPDATE (its copy variable), so nothing is mirrored back.
+            cur.execute('UPDATE %s SET %s WHERE %s AND NOT %s' % (self.from_sql, plan.mapped_fill(), cond, plan.mapped_verified()), args)
+            rows = cur.rowcount
+            self._check_warnings(cur, 'updating a chunk')
+            return scanned, int(rows)
         if plan.direction == 'both':
             # as on insert, the non-NULL side wins (from when both are set); both assignments read the same values
             # whether the server assigns left to right or simultaneously

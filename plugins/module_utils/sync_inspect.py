@@ -17,7 +17,9 @@ import re
 from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_inspect
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError, SpecError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import capacity_problem
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_plan import TRIGGER_LABEL, SyncPlan, Trigger
+from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_plan import live_default
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_expressions import check_expression
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_plan import TRIGGER_LABEL, MappedPair, SyncPlan, Trigger, default_sql
 
 
 def _columns(conn, db, table):
@@ -50,10 +52,58 @@ def _check_pairs(spec, fcols, tcols):
                             % (spec.from_table, f, spec.to_table, t))
 
 
+def _check_mapped_pairs(spec, fcols, tcols):
+    """What an omitted expression implies (the value copied unchanged) must fit: up's copy the new column, down's copy
+    the old column's NULLs.  Expressions themselves are the user's (the server checks they resolve)."""
+    for m in spec.mappings:
+        fc, tc = fcols[m.from_column.lower()], tcols[m.to_column.lower()]
+        if m.up is None:
+            problem = capacity_problem(fc, tc)
+            if problem:
+                raise SpecError(m.field + '.up', 'without up the value is copied, but column %s.%s: %s (%s.%s); give an up '
+                                                 'expression that fits' % (spec.to_table, m.to_column, problem, spec.from_table,
+                                                                           m.from_column))
+            if not tc['nullable'] and fc['nullable']:
+                raise SpecError(m.field + '.up', 'column %s.%s is NOT NULL but %s.%s may be NULL: give an up that never yields '
+                                                 "NULL, e.g. COALESCE(%s, '')" % (spec.to_table, m.to_column, spec.from_table,
+                                                                                 m.from_column, m.from_column))
+        if m.writes_back and m.down is None and not fc['nullable'] and tc['nullable']:
+            raise SpecError(m.field + '.down', 'column %s.%s is NOT NULL but %s.%s may be NULL: give a down that never yields NULL'
+                            % (spec.from_table, m.from_column, spec.to_table, m.to_column))
+
+
+def _default_sql(coldef):
+    try:
+        default = live_default(coldef)
+    except ValueError:
+        return None
+    return default_sql(coldef, default)
+
+
+def _mapped_pairs(conn, spec, fcols, tcols):
+    """The MappedPairs of a mapped same-table entry, each expression resolved by the server first (SpecError naming it)."""
+    names = [c['name'] for c in sorted(fcols.values(), key=lambda c: c['position'])]
+    new_lower = set(c.lower() for c in spec.to_columns)
+    old_names = [c for c in names if c.lower() not in new_lower]
+    result = []
+    for m in spec.mappings:
+        if m.up is not None:
+            check_expression(conn, spec.from_table, m.up, names, {}, m.field + '.up', available=old_names)
+        if m.down is not None:
+            check_expression(conn, spec.from_table, m.down, names, {}, m.field + '.down')
+        fc, tc = fcols[m.from_column.lower()], tcols[m.to_column.lower()]
+        result.append(MappedPair(m, fc['type'], tc['type'], old_names, names, _default_sql(fc), _default_sql(tc)))
+    return result
+
+
 def _indexes(conn, db, table):
     """Index name -> {columns (lower case), unique}."""
     return dict((name, dict(columns=[c.lower() for c in idx['columns']], unique=idx['unique']))
                 for name, idx in mysql_inspect.indexes(conn, db, table).items())
+
+
+def _table_field(spec, side):
+    return '%s.table' % spec.field if spec.origin else '%s.%s.table' % (spec.field, side)
 
 
 def inspect_sync(conn, db, migration_id, spec):
@@ -62,31 +112,42 @@ def inspect_sync(conn, db, migration_id, spec):
     Raises SpecError (naming the field) for anything the triggers or the backfill could not
     handle exactly, before any change is made.
     """
-    field = 'sync[%d]' % spec.index
+    field = spec.field
     for side, table in (('from', spec.from_table), ('to', spec.to_table)):
         if not mysql_inspect.table_exists(conn, db, table, base_only=True):
-            raise SpecError('%s.%s.table' % (field, side), 'table %s does not exist in database %s' % (table, db))
+            raise SpecError(_table_field(spec, side), 'table %s does not exist in database %s' % (table, db))
     fcols = _columns(conn, db, spec.from_table)
     tcols = fcols if spec.kind == 'same' else _columns(conn, db, spec.to_table)
+    findex = _indexes(conn, db, spec.from_table)
+    pk = findex.get('PRIMARY', {}).get('columns', [])
+    if spec.origin:
+        # an alter_column's entry is keyed by the table's primary key
+        if len(pk) != 1:
+            raise SpecError(_table_field(spec, 'from'), 'table %s needs a single-column primary key for the sync (primary key is %s)'
+                            % (spec.from_table, '(%s)' % ', '.join(pk) if pk else 'missing'))
+        key = fcols[pk[0]]['name']
+        spec = spec._replace(from_key=key, to_key=key)
     for side, cols, table, names in (('from', fcols, spec.from_table, spec.from_columns), ('to', tcols, spec.to_table, spec.to_columns)):
         for j, c in enumerate(names):
             if c.lower() not in cols:
-                raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'column %s.%s does not exist' % (table, c))
+                raise SpecError(spec.column_field(side, j), 'column %s.%s does not exist' % (table, c))
             if cols[c.lower()]['generated']:
-                raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'column %s.%s is generated and cannot be synced' % (table, c))
-    _check_pairs(spec, fcols, tcols)
+                raise SpecError(spec.column_field(side, j), 'column %s.%s is generated and cannot be synced' % (table, c))
+    if spec.mappings is not None:
+        _check_mapped_pairs(spec, fcols, tcols)
+    else:
+        _check_pairs(spec, fcols, tcols)
     if spec.from_key.lower() not in fcols:
-        raise SpecError(field + '.from.key', 'column %s.%s does not exist' % (spec.from_table, spec.from_key))
-    findex = _indexes(conn, db, spec.from_table)
-    pk = findex.get('PRIMARY', {}).get('columns', [])
+        raise SpecError(spec.key_field('from'), 'column %s.%s does not exist' % (spec.from_table, spec.from_key))
     if pk != [spec.from_key.lower()]:
-        raise SpecError(field + '.from.key', '%s must be the single-column primary key of %s (primary key is %s)'
+        raise SpecError(spec.key_field('from'), '%s must be the single-column primary key of %s (primary key is %s)'
                         % (spec.from_key, spec.from_table, '(%s)' % ', '.join(pk) if pk else 'missing'))
     key_type = fcols[spec.from_key.lower()]['type']
     from_types = [fcols[c.lower()]['type'] for c in spec.from_columns]
     to_types = [tcols[c.lower()]['type'] for c in spec.to_columns]
     if spec.kind == 'same':
-        return SyncPlan(migration_id, spec, from_types, to_types, key_type)
+        mapped = _mapped_pairs(conn, spec, fcols, tcols) if spec.mappings is not None else None
+        return SyncPlan(migration_id, spec, from_types, to_types, key_type, mapped=mapped)
 
     if spec.to_key.lower() not in tcols:
         raise SpecError(field + '.to.key', 'column %s.%s does not exist' % (spec.to_table, spec.to_key))
@@ -144,8 +205,9 @@ def unchecked_plan(migration, spec):
 
     For reporting only (names of triggers that would exist, progress): never for creating triggers or copying.
     A foreign key ON DELETE CASCADE that the migration's expand creates counts as live (it drops a trigger)."""
+    mapped = [MappedPair(m) for m in spec.mappings] if spec.mappings is not None else None
     return SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int',
-                    cascade_delete=_expand_creates_cascade_fk(migration, spec))
+                    cascade_delete=_expand_creates_cascade_fk(migration, spec), mapped=mapped)
 
 
 def _expand_creates_cascade_fk(migration, spec):
@@ -165,6 +227,8 @@ def made_by_expand(migration, spec):
     """True when the migration's own expand creates a table or column the entry uses (check mode: not there yet)."""
     tables = set(op.args['table'].lower() for op in migration.expand if op.kind == 'create_table')
     columns = set((op.args['table'].lower(), op.args['column'].name.lower()) for op in migration.expand if op.kind == 'add_column')
+    columns.update((op.args['table'].lower(), op.args['rename_to'].lower()) for op in migration.expand
+                   if op.kind == 'alter_column' and op.args['rename_to'])
     used = [(spec.from_table, c) for c in spec.from_columns] + [(spec.to_table, c) for c in spec.to_columns]
     return (spec.from_table.lower() in tables or spec.to_table.lower() in tables
             or any((t.lower(), c.lower()) in columns for t, c in used))

@@ -30,13 +30,26 @@ Same-table entries (a column moved/renamed inside one table) get BEFORE INSERT/U
 that set ``NEW.col`` (a trigger may not modify its own table): on insert the non-NULL side wins
 (both non-NULL and different: ``from`` wins); on update the side the statement changed wins, and
 if both changed ``from`` wins.  ``direction: forward`` always derives ``to`` from ``from``.
+
+Mapped same-table entries (an ``alter_column``: one old column, one new column or several for a
+split, ``up`` and ``down`` expressions) follow the same rules with the expressions in between: an
+update that changed the old column sets every new column to its ``up``, else one that changed a new
+column sets the old column to ``down``; an insert sets the old column through ``down`` only when the
+statement gave the new side (a new column differs from its default) and left the old column at its
+default, and otherwise the new columns through ``up`` (both given: ``from`` wins).  A side "at its
+default" is compared with the live column default (a NOT NULL column without one: the value the
+server fills in, '' or 0).  The triggers never write another table, so they never loop, and they
+skip the backfill's own UPDATEs (its session variable), which only fill rows no write has touched.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import CURRENT_TIMESTAMP, NO_DEFAULT
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier as q
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import changed_kind, same_value
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import sql_literal
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import changed_kind, same_value, type_kind
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_expressions import row_expression
 
 TRIGGER_LABEL = 'zdt_sync'
 
@@ -77,11 +90,79 @@ class Trigger(object):
         return 'Trigger(%s %s %s ON %s)' % (self.name, self.timing, self.event, self.table)
 
 
+class MappedPair(object):
+    """One pair of a mapped entry with what its SQL needs from the live schema.
+
+    ``up_columns`` / ``down_columns``: the columns each expression may name (the trigger builds its NEW row of those it
+    does name); ``from_type`` / ``to_type``: DATA_TYPEs; ``from_default`` / ``to_default``: the column default as SQL
+    (``NULL``, a literal) or None when no single value stands for "not given" (an expression default)."""
+
+    def __init__(self, mapping, from_type='int', to_type='int', up_columns=(), down_columns=(), from_default=None, to_default=None):
+        self.from_column = mapping.from_column
+        self.to_column = mapping.to_column
+        self.up = mapping.up
+        self.down = mapping.down
+        self.writes_back = mapping.writes_back
+        self.from_type = from_type.lower()
+        self.to_type = to_type.lower()
+        self.from_kind = type_kind(self.from_type)
+        self.to_kind = type_kind(self.to_type)
+        self.up_columns = tuple(up_columns)
+        self.down_columns = tuple(down_columns)
+        self.from_default = from_default
+        self.to_default = to_default
+
+    def up_sql(self, prefix):
+        """The new value from the old row: ``prefix`` 'NEW' in a trigger, None inside a statement on the table."""
+        if self.up is None:
+            return (prefix + '.' if prefix else '') + q(self.from_column, 'column')
+        return row_expression(self.up, self.up_columns, prefix)
+
+    def down_sql(self, prefix):
+        if self.down is None:
+            return (prefix + '.' if prefix else '') + q(self.to_column, 'column')
+        return row_expression(self.down, self.down_columns, prefix)
+
+    def at_default(self, prefix, side):
+        """SQL: the ``side`` (from | to) column still holds its default (false when no value stands for that)."""
+        column, default, kind = ((self.from_column, self.from_default, self.from_kind) if side == 'from'
+                                 else (self.to_column, self.to_default, self.to_kind))
+        expr = '%s.%s' % (prefix, q(column, 'column'))
+        if default is None:
+            return 'FALSE'
+        if default == 'NULL':
+            return '%s IS NULL' % expr
+        return same_value(expr, default, kind)
+
+
+def default_sql(coldef, default):
+    """The SQL of a live column's default for :meth:`MappedPair.at_default`: ``default`` is what
+    :func:`schema_plan.live_default` read (or the ValueError it raised, as None); a NOT NULL column without a default
+    is filled with '' or 0 by the server."""
+    if default is NO_DEFAULT:
+        if coldef['nullable']:
+            return 'NULL'
+        kind = type_kind(coldef['type'])
+        if kind == 'string' and coldef['type'] not in ('enum', 'set', 'json'):
+            return "''"
+        if coldef['type'] in ('tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint', 'decimal'):
+            return '0'
+        return None
+    if default is None:
+        return 'NULL'
+    if default == CURRENT_TIMESTAMP:
+        return None
+    try:
+        return sql_literal(default)
+    except ValueError:
+        return None
+
+
 class SyncPlan(object):
     """Everything the triggers, the backfill and the verifier need for one ``sync`` entry."""
 
     def __init__(self, migration_id, spec, from_types, to_types, key_type, target_autoinc=None,
-                 to_key_index=None, cascade_delete=False):
+                 to_key_index=None, cascade_delete=False, mapped=None):
         self.migration_id = int(migration_id)
         self.spec = spec
         self.index = spec.index
@@ -101,6 +182,8 @@ class SyncPlan(object):
         self.cascade_delete = bool(cascade_delete)
         self.guard = guard_var(self.migration_id, self.index)
         self.copy_guard = copy_var(self.migration_id, self.index)
+        # per pair of a mapped entry (spec.mappings): a MappedPair; None for plain pairs
+        self.mapped = list(mapped) if mapped is not None else None
 
     @property
     def field(self):
@@ -113,6 +196,8 @@ class SyncPlan(object):
 
     def triggers(self):
         """The triggers of this entry, in creation order (drop in reverse)."""
+        if self.kind == 'same' and self.mapped is not None:
+            return self._mapped_same_table_triggers()
         if self.kind == 'same':
             return self._same_table_triggers()
         result = self._forward_triggers()
@@ -264,6 +349,48 @@ class SyncPlan(object):
             Trigger(trigger_name(self.migration_id, self.index, 'same', 'upd'), t, 'BEFORE', 'UPDATE', body(upd)),
             Trigger(trigger_name(self.migration_id, self.index, 'same', 'ins'), t, 'BEFORE', 'INSERT', body(ins)),
         ]
+
+    def _mapped_same_table_triggers(self):
+        pairs = self.mapped
+        old = 'NEW.' + q(pairs[0].from_column, 'column')
+        back = [p for p in pairs if p.writes_back][0]
+        set_new = ['SET NEW.%s = %s;' % (q(p.to_column, 'column'), p.up_sql('NEW')) for p in pairs]
+        set_old = 'SET %s = %s;' % (old, back.down_sql('NEW'))
+        new_at_default = ' AND '.join('(%s)' % p.at_default('NEW', 'to') for p in pairs)
+        old_at_default = pairs[0].at_default('NEW', 'from')
+        ins = ['IF NOT (%s) AND (%s) THEN' % (new_at_default, old_at_default), '  ' + set_old, 'ELSE']
+        ins.extend('  ' + x for x in set_new)
+        ins.append('END IF;')
+        old_changed = 'NOT (%s)' % same_value(old, 'OLD.' + q(pairs[0].from_column, 'column'), changed_kind(pairs[0].from_type))
+        new_changed = ' OR '.join('NOT (%s)' % same_value('NEW.' + q(p.to_column, 'column'), 'OLD.' + q(p.to_column, 'column'),
+                                                         changed_kind(p.to_type)) for p in pairs)
+        upd = ['IF %s THEN' % old_changed]
+        upd.extend('  ' + x for x in set_new)
+        upd.extend(['ELSEIF %s THEN' % new_changed, '  ' + set_old, 'END IF;'])
+
+        def body(statements):
+            # the backfill's UPDATE fills the new columns of rows no write has touched: nothing to mirror back
+            return '\n'.join(['%s: BEGIN' % TRIGGER_LABEL, '  IF %s IS NULL THEN' % self.copy_guard]
+                             + ['    ' + x for x in statements] + ['  END IF;', 'END'])
+
+        t = self.from_table
+        return [
+            Trigger(trigger_name(self.migration_id, self.index, 'same', 'upd'), t, 'BEFORE', 'UPDATE', body(upd)),
+            Trigger(trigger_name(self.migration_id, self.index, 'same', 'ins'), t, 'BEFORE', 'INSERT', body(ins)),
+        ]
+
+    def mapped_verified(self):
+        """SQL over the table's own row: true when a mapped same-table row is in sync, i.e. every new column equals its
+        ``up`` of the old row, or the old column equals ``down`` of the new row (``up(down(x))`` need not be ``x``)."""
+        pairs = self.mapped
+        ups = ' AND '.join('(%s)' % same_value(q(p.to_column, 'column'), p.up_sql(None), p.to_kind) for p in pairs)
+        back = [p for p in pairs if p.writes_back][0]
+        down = same_value(q(back.from_column, 'column'), back.down_sql(None), back.from_kind)
+        return '((%s) OR (%s))' % (ups, down)
+
+    def mapped_fill(self):
+        """The backfill's SET list of a mapped same-table entry: every new column through ``up``."""
+        return ', '.join('%s = %s' % (q(p.to_column, 'column'), p.up_sql(None)) for p in self.mapped)
 
     # ---------------------------------------------------------------- SQL helpers for backfill/verify
 
