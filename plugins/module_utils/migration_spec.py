@@ -85,11 +85,12 @@ ForeignKey = namedtuple('ForeignKey', 'name columns ref_table ref_columns on_del
 class Op(namedtuple('Op', 'kind args field')):
     """One expand/contract operation.
 
-    ``kind``: create_table | add_column | alter_column | create_index | drop_index | drop_columns | drop_table | sql.
+    ``kind``: create_table | add_column | alter_column | add_foreign_key | create_index | drop_index | drop_columns | drop_table | sql.
     ``args`` (normalized): create_table {table, columns: [Column], primary_key: tuple, indexes: [Index],
     foreign_keys: [ForeignKey]}; add_column {table, column: Column}; alter_column {table, column, rename_to, type
     (ColumnType or None), nullable (bool or None), default (raw value or NO_DEFAULT: checked against the type the new
     column gets, known only from the live schema when ``type`` is omitted), charset, collation, up, down};
+    add_foreign_key {table, foreign_key: ForeignKey};
     create_index {table, name, columns: tuple, unique}; drop_index {table, name}; drop_columns {table, columns: tuple};
     drop_table {table}; sql {up, down}.
     ``field`` is its path, e.g. ``expand[0]``; a contract step an ``alter_column`` implies (dropping the old column)
@@ -112,6 +113,8 @@ class Op(namedtuple('Op', 'kind args field')):
             what = '%s.%s%s' % (a['table'], a['column'], ' -> %s' % a['rename_to'] if a['rename_to'] else ' in place')
         elif self.kind in ('create_index', 'drop_index'):
             what = '%s on %s' % (a['name'], a['table'])
+        elif self.kind == 'add_foreign_key':
+            what = '%s on %s' % (a['foreign_key'].name, a['table'])
         elif self.kind == 'drop_columns':
             what = '%s.(%s)' % (a['table'], ', '.join(a['columns']))
         elif self.kind == 'drop_table':
@@ -355,7 +358,7 @@ def _parse_fk(data, field, column_names):
     name = _ident(data['name'], _join(field, 'name'))
     cols = _ident_list(data['columns'], _join(field, 'columns'))
     for i, c in enumerate(cols):
-        if c.lower() not in column_names:
+        if column_names is not None and c.lower() not in column_names:
             raise SpecError('%s.columns[%d]' % (field, i), 'column %r is not defined in this table' % c)
     ref_field = _join(field, 'references')
     ref = _mapping(data['references'], ref_field, required=('table', 'columns'))
@@ -499,6 +502,14 @@ def _parse_alter_column(args, field):
     return result
 
 
+def _parse_add_foreign_key(args, field):
+    """A foreign key added to an existing table (the live columns are checked by the planner)."""
+    _mapping(args, field, required=('table', 'name', 'columns', 'references'), optional=('on_delete', 'on_update'))
+    table = _ident(args['table'], _join(field, 'table'))
+    fk = _parse_fk(dict((k, v) for k, v in args.items() if k != 'table'), field, None)
+    return {'table': table, 'foreign_key': fk}
+
+
 def _parse_create_index(args, field):
     _mapping(args, field, required=('table', 'name', 'columns'), optional=('unique',))
     return {'table': _ident(args['table'], _join(field, 'table')),
@@ -535,7 +546,7 @@ def _parse_sql(args, field, phase):
 
 OP_PARSERS = {
     'expand': {'create_table': _parse_create_table, 'add_column': _parse_add_column, 'alter_column': _parse_alter_column,
-               'create_index': _parse_create_index, 'sql': None},
+               'add_foreign_key': _parse_add_foreign_key, 'create_index': _parse_create_index, 'sql': None},
     'contract': {'drop_columns': _parse_drop_columns, 'create_index': _parse_create_index,
                  'drop_index': _parse_drop_index, 'drop_table': _parse_drop_table, 'sql': None},
 }
@@ -573,6 +584,13 @@ def _check_op_sequence(ops, phase):
             if t in created:
                 raise SpecError(op.field + '.create_table.table', 'table %r is created twice in %s' % (t, phase))
             created[t] = op
+    seen_fk = {}
+    for op in ops:
+        if op.kind == 'add_foreign_key':
+            key = (op.args['table'], op.args['foreign_key'].name.lower())
+            if key in seen_fk:
+                raise SpecError(op.field + '.add_foreign_key.name', 'foreign key %r on %r is added twice' % (key[1], key[0]))
+            seen_fk[key] = op
     seen_idx = {}
     for op in ops:
         if op.kind == 'create_index':

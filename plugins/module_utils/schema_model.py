@@ -131,4 +131,6 @@ def tables_of(migration, phase):
             names.add(op.args['table'])
         for fk in op.args.get('foreign_keys') or ():
             names.add(fk.ref_table)
+        if op.args.get('foreign_key'):
+            names.add(op.args['foreign_key'].ref_table)
     return names

@@ -21,8 +21,8 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec impor
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import parse_type
 from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_model import TableModel, triggers_referencing
 from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_sql import (
-    INPLACE, INSTANT, add_column_sql, create_index_sql, create_table_sql, drop_columns_sql, drop_index_sql, drop_table_sql,
-    modify_column_sql)
+    INPLACE, INSTANT, add_column_sql, add_foreign_key_sql, create_index_sql, create_table_sql, drop_columns_sql,
+    drop_foreign_key_sql, drop_index_sql, drop_table_sql, modify_column_sql)
 
 PHASES = ('expand', 'contract', 'rollback')
 
@@ -278,6 +278,42 @@ def _plan_alter_column(model, op, phase, index, steps, skipped):
     steps.append(Step(phase, index, op, statement, modify_column_sql(a['table'], col, INPLACE), (a['table'],), 'modify_column'))
 
 
+def _plan_add_foreign_key(model, op, phase, index, steps, skipped):
+    a = op.args
+    fk = a['foreign_key']
+    sub = 'add_foreign_key'
+    t = _need_table(model, op, a['table'])
+    _need_columns(op, t, fk.columns, 'columns')
+    existing = t.foreign_keys.get(fk.name.lower())
+    if existing is not None:
+        same = ([c.lower() for c in existing['columns']] == [c.lower() for c in fk.columns] and existing['ref_table'] == fk.ref_table
+                and [c.lower() for c in existing['ref_columns']] == [c.lower() for c in fk.ref_columns])
+        if not same:
+            raise _fail(op, 'foreign key %s on %s exists with a different definition' % (fk.name, a['table']), sub + '.name')
+        skipped.append(Skip(phase, index, op, 'foreign key %s on %s exists' % (fk.name, a['table'])))
+        return
+    ref = t if fk.ref_table == a['table'] else model.table(fk.ref_table)
+    if ref is None:
+        raise _fail(op, 'referenced table %s does not exist' % fk.ref_table, sub + '.references.table')
+    for j, c in enumerate(fk.ref_columns):
+        if not ref.has_column(c):
+            raise _fail(op, 'referenced column %s.%s does not exist' % (fk.ref_table, c), '%s.references.columns[%d]' % (sub, j))
+    if ref.index_with_prefix(fk.ref_columns) is None:
+        raise _fail(op, 'referenced columns %s.(%s) are not the leading columns of an index' % (fk.ref_table, ', '.join(fk.ref_columns)),
+                    sub + '.references.columns')
+    if 'SET NULL' in (fk.on_delete, fk.on_update):
+        for j, c in enumerate(fk.columns):
+            coldef = t.column_defs.get(c.lower())
+            if coldef is not None and not coldef['nullable']:
+                raise _fail(op, 'SET NULL needs nullable columns (%s.%s is NOT NULL)' % (a['table'], c), '%s.columns[%d]' % (sub, j))
+    steps.append(Step(phase, index, op, add_foreign_key_sql(a['table'], fk), None, (a['table'], fk.ref_table), 'add_foreign_key'))
+    t.foreign_keys[fk.name.lower()] = dict(name=fk.name, columns=list(fk.columns), ref_table=fk.ref_table, ref_columns=list(fk.ref_columns))
+    if t.index_with_prefix(fk.columns) is None:
+        t.indexes[fk.name.lower()] = dict(name=fk.name, columns=list(fk.columns), unique=False)   # InnoDB adds it
+    if fk.ref_table != a['table']:
+        model.inbound_fks.setdefault(fk.ref_table, []).append((a['table'], fk.name, list(fk.ref_columns)))
+
+
 def _plan_create_index(model, op, phase, index, steps, skipped):
     a = op.args
     t = _need_table(model, op, a['table'])
@@ -393,6 +429,8 @@ def plan_steps(model, migration, phase, step_status=None, changelog_done=False):
                 _plan_add_column(model, op, phase, i, steps, skipped)
             elif op.kind == 'alter_column':
                 _plan_alter_column(model, op, phase, i, steps, skipped)
+            elif op.kind == 'add_foreign_key':
+                _plan_add_foreign_key(model, op, phase, i, steps, skipped)
             elif op.kind == 'create_index':
                 _plan_create_index(model, op, phase, i, steps, skipped)
             elif op.kind == 'sql':
@@ -474,6 +512,19 @@ def _plan_rollback(model, migration, step_status, changelog_done, steps, skipped
                 skipped.append(Skip('rollback', i, op, 'column %s.%s is absent' % (a['table'], name)))
                 continue
             steps.append(step)
+        elif op.kind == 'add_foreign_key':
+            t = model.table(a['table'])
+            name = a['foreign_key'].name
+            if t is None or name.lower() not in t.foreign_keys:
+                skipped.append(Skip('rollback', i, op, 'foreign key %s on %s is absent' % (name, a['table'])))
+                continue
+            # the index InnoDB added for the key stays: it serves the old version's queries too
+            steps.append(Step('rollback', i, op, drop_foreign_key_sql(a['table'], t.foreign_keys[name.lower()]['name']),
+                              drop_foreign_key_sql(a['table'], t.foreign_keys[name.lower()]['name'], INPLACE), (a['table'],),
+                              'drop_foreign_key'))
+            del t.foreign_keys[name.lower()]
+            model.inbound_fks[a['foreign_key'].ref_table] = [e for e in model.inbound_fks.get(a['foreign_key'].ref_table, [])
+                                                             if e[1] != name]
         elif op.kind == 'create_index':
             t = model.table(a['table'])
             if t is None or a['name'].lower() not in t.indexes:

@@ -204,3 +204,64 @@ def test_split_triggers_write_the_old_column_from_every_new_one():
     assert ("SET NEW.`full_name` = (SELECT (CONCAT_WS(' ', first_name, last_name)) FROM (SELECT NEW.`first_name` AS `first_name`, "
             "NEW.`last_name` AS `last_name`) AS zdt_row);") in upd
     assert plan.mapped_fill().count(' = ') == 2
+
+
+# ------------------------------------------------------------------------------------------ add_foreign_key
+
+def add_fk(**args):
+    base = {'table': 'orders', 'name': 'orders_customer_fk', 'columns': ['customer_id'],
+            'references': {'table': 'customers', 'columns': ['id']}}
+    base.update(args)
+    return {'add_foreign_key': base}
+
+
+@pytest.mark.parametrize('args,field', [
+    (dict(name='bad name'), 'expand[0].add_foreign_key.name'),
+    (dict(columns=[]), 'expand[0].add_foreign_key.columns'),
+    (dict(references={'table': 'customers'}), 'expand[0].add_foreign_key.references.columns'),
+    (dict(references={'table': 'customers', 'columns': ['id', 'x']}), 'expand[0].add_foreign_key.references.columns'),
+    (dict(on_delete='EXPLODE'), 'expand[0].add_foreign_key.on_delete'),
+    (dict(match='full'), 'expand[0].add_foreign_key.match'),
+])
+def test_add_foreign_key_bad_input_names_the_field(args, field):
+    assert error(migration(add_fk(**args))).field == field
+
+
+def test_add_foreign_key_twice_is_refused():
+    assert error(migration(add_fk(), add_fk())).field == 'expand[1].add_foreign_key.name'
+
+
+def _fk_model(customer_nullable=True):
+    orders = TableModel('orders', ['id', 'customer_id'], {'PRIMARY': dict(columns=['id'], unique=True)},
+                        column_defs={'customer_id': _col('customer_id', 'int(11)', nullable=customer_nullable)})
+    customers = TableModel('customers', ['id', 'code'], {'PRIMARY': dict(columns=['id'], unique=True)})
+    return SchemaModel('app', {'orders': orders, 'customers': customers})
+
+
+def test_plan_add_foreign_key_online_then_rollback():
+    model = _fk_model()
+    mig = parse_migration(migration(add_fk(on_delete='SET NULL')))
+    (step,) = plan_steps(model, mig, 'expand').steps
+    assert step.statement == ('ALTER TABLE `orders` ADD CONSTRAINT `orders_customer_fk` FOREIGN KEY (`customer_id`) REFERENCES '
+                              '`customers` (`id`) ON DELETE SET NULL, ALGORITHM=INPLACE, LOCK=NONE')
+    assert step.action == 'add_foreign_key' and model.inbound_fks['customers'] == [('orders', 'orders_customer_fk', ['id'])]
+    assert plan_steps(model, mig, 'expand').steps == []     # planned model: the key is there now
+    (back,) = plan_steps(model, mig, 'rollback', {('expand', 0): 'ran'}).steps
+    assert back.statement == 'ALTER TABLE `orders` DROP FOREIGN KEY `orders_customer_fk`, ALGORITHM=INSTANT'
+
+
+@pytest.mark.parametrize('args,message', [
+    (dict(columns=['nope']), 'column orders.nope does not exist'),
+    (dict(references={'table': 'nobody', 'columns': ['id']}), 'referenced table nobody does not exist'),
+    (dict(references={'table': 'customers', 'columns': ['code']}), 'not the leading columns of an index'),
+])
+def test_plan_add_foreign_key_refusals(args, message):
+    with pytest.raises(Exception) as err:
+        plan_steps(_fk_model(), parse_migration(migration(add_fk(**args))), 'expand')
+    assert message in str(err.value) and 'expand[0]' in str(err.value)
+
+
+def test_plan_add_foreign_key_set_null_needs_nullable_columns():
+    with pytest.raises(Exception) as err:
+        plan_steps(_fk_model(customer_nullable=False), parse_migration(migration(add_fk(on_delete='SET NULL'))), 'expand')
+    assert 'SET NULL needs nullable columns' in str(err.value)
