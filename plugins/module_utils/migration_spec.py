@@ -681,10 +681,46 @@ def _alter_column_contract(groups, contract):
     return result
 
 
-def _parse_endpoint(data, field):
+def _parse_endpoint(data, field, mapped=False):
+    """(table, key, columns) of a ``from`` / ``to``; with entry-level ``columns`` (mapped) an endpoint names no columns."""
+    if mapped:
+        _mapping(data, field, required=('table', 'key'))
+        return _ident(data['table'], _join(field, 'table')), _ident(data['key'], _join(field, 'key')), ()
     _mapping(data, field, required=('table', 'key', 'columns'))
     return (_ident(data['table'], _join(field, 'table')), _ident(data['key'], _join(field, 'key')),
             _ident_list(data['columns'], _join(field, 'columns')))
+
+
+def _parse_mapped_pairs(value, field, direction):
+    """Entry-level ``columns`` of a cross-table entry: [{from, to, up, down}] -> (from columns, to columns, mappings).
+
+    A split (several pairs from one old column) gives ``down`` on exactly one pair: it writes the old column back
+    from the new row; two would both write it."""
+    if not isinstance(value, list) or not value:
+        raise SpecError(field, 'must be a non-empty list of {from, to, up, down} pairs')
+    pairs = []
+    for j, data in enumerate(value):
+        pfield = '%s[%d]' % (field, j)
+        _mapping(data, pfield, required=('from', 'to'), optional=('up', 'down'))
+        source = _ident(data['from'], _join(pfield, 'from'))
+        target = _ident(data['to'], _join(pfield, 'to'))
+        up = _expression(data['up'], _join(pfield, 'up')) if data.get('up') is not None else None
+        down = _expression(data['down'], _join(pfield, 'down')) if data.get('down') is not None else None
+        if down is not None and direction != 'both':
+            raise SpecError(_join(pfield, 'down'), "down writes the old table back: it needs direction 'both'")
+        pairs.append((source, target, up, down, pfield))
+    mappings = []
+    for j, (source, target, up, down, pfield) in enumerate(pairs):
+        group = [p for p in pairs if p[0].lower() == source.lower()]
+        if len(group) > 1 and direction == 'both':
+            with_down = [p for p in group if p[3] is not None]
+            if len(with_down) != 1:
+                raise SpecError(_join((with_down[1] if with_down else group[0])[4], 'down'),
+                                'column %s is split into %s: give down on exactly one of the pairs (it writes the old column back '
+                                'from all of them)' % (source, ', '.join(p[1] for p in group)))
+        writes_back = direction == 'both' and (len(group) == 1 or down is not None)
+        mappings.append(Mapping(source, target, up, down, writes_back, pfield))
+    return tuple(m.from_column for m in mappings), tuple(m.to_column for m in mappings), tuple(mappings)
 
 
 def _parse_sync(value):
@@ -696,21 +732,29 @@ def _parse_sync(value):
     targets = {}
     for i, item in enumerate(value):
         field = 'sync[%d]' % i
-        _mapping(item, field, required=('from', 'to'), optional=('direction',))
-        ft, fk, fc = _parse_endpoint(item['from'], field + '.from')
-        tt, tk, tc = _parse_endpoint(item['to'], field + '.to')
-        if len(fc) != len(tc):
-            raise SpecError(field + '.to.columns', 'must list as many columns as from.columns (%d, got %d); columns pair up by position'
-                            % (len(fc), len(tc)))
+        _mapping(item, field, required=('from', 'to'), optional=('direction', 'columns'))
+        mapped = item.get('columns') is not None
+        ft, fk, fc = _parse_endpoint(item['from'], field + '.from', mapped)
+        tt, tk, tc = _parse_endpoint(item['to'], field + '.to', mapped)
         direction = item.get('direction', 'both')
         if direction is None:
             direction = 'both'
         if direction not in ('forward', 'both'):
             raise SpecError(field + '.direction', "must be 'forward' or 'both', got %r" % (direction,))
+        mappings = None
+        if mapped:
+            if ft == tt:
+                raise SpecError(field + '.columns', 'mapped columns are for a cross-table entry; change a column of one table '
+                                                    'with an alter_column op')
+            fc, tc, mappings = _parse_mapped_pairs(item['columns'], field + '.columns', direction)
+        elif len(fc) != len(tc):
+            raise SpecError(field + '.to.columns', 'must list as many columns as from.columns (%d, got %d); columns pair up by position'
+                            % (len(fc), len(tc)))
+        probe = SyncSpec(i, ft, fk, fc, tt, tk, tc, direction, 'cross', mappings)
         for side, key, cols in (('from', fk, fc), ('to', tk, tc)):
             for j, c in enumerate(cols):
                 if c.lower() == key.lower():
-                    raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'the key column %r cannot be a synced column' % c)
+                    raise SpecError(probe.column_field(side, j), 'the key column %r cannot be a synced column' % c)
         kind = 'same' if ft == tt else 'cross'
         if kind == 'same':
             if fk.lower() != tk.lower():
@@ -722,9 +766,9 @@ def _parse_sync(value):
         for j, c in enumerate(tc):
             tkey = (tt, c.lower())
             if tkey in targets:
-                raise SpecError('%s.to.columns[%d]' % (field, j), 'column %s.%s is already a target of %s' % (tt, c, targets[tkey]))
+                raise SpecError(probe.column_field('to', j), 'column %s.%s is already a target of %s' % (tt, c, targets[tkey]))
             targets[tkey] = field
-        result.append(SyncSpec(i, ft, fk, fc, tt, tk, tc, direction, kind))
+        result.append(SyncSpec(i, ft, fk, fc, tt, tk, tc, direction, kind, mappings))
     return result
 
 

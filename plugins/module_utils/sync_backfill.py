@@ -131,7 +131,7 @@ def choose_strategy(plan, autoinc_lock_mode=1, cleanup=False):
         return 'select'
     if int(autoinc_lock_mode) == 2 and not cleanup:
         return 'insert'
-    types = (plan.key_type,) + plan.from_types
+    types = [plan.key_type] + plan.source_types()
     if all(t in LITERAL_SAFE_DATA_TYPES for t in types):
         return 'values'
     return 'select'
@@ -249,7 +249,7 @@ class Backfill(object):
         plan = self.plan
         cond, args = range_condition(self.key_sql, lo, hi)
         items = [literal_expr(self.key_sql, plan.key_type)]
-        items.extend(literal_expr(q(c, 'from.columns'), t) for c, t in zip(plan.from_columns, plan.from_types))
+        items.extend(literal_expr(v, t) for v, t in zip(plan.source_values(None), plan.source_types()))
         row_text = "CONCAT('(', %s, ')')" % ", ',', ".join(items)
         anynn = plan.any_not_null()
         prefix = 'INSERT INTO %s (%s) VALUES ' % (self.to_sql, ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns]))
@@ -280,7 +280,7 @@ class Backfill(object):
         # overwritten with its older value.  ``LOCK IN SHARE MODE`` makes the SELECT lock each row and read its
         # latest committed value, exactly like the 'values' strategy's read.
         cols = ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns])
-        src = ', '.join([self.key_sql] + [q(c, 'from.columns') for c in plan.from_columns])
+        src = ', '.join([self.key_sql] + plan.source_values(None))
         upd = ', '.join('%s = VALUES(%s)' % (q(c, 'to.columns'), q(c, 'to.columns')) for c in plan.to_columns)
         cur.execute('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s AND %s LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE %s'
                     % (self.to_sql, cols, src, self.from_sql, cond, anynn, upd), args)
@@ -321,7 +321,7 @@ class Backfill(object):
         else:
             skip = ''
         cols = ', '.join([q(plan.to_key, 'to.key')] + [q(c, 'to.columns') for c in plan.to_columns])
-        src = ', '.join([self.key_sql] + [q(c, 'from.columns') for c in plan.from_columns])
+        src = ', '.join([self.key_sql] + plan.source_values(None))
         cur.execute('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s AND %s%s LOCK IN SHARE MODE'
                     % (self.to_sql, cols, src, self.from_sql, cond, plan.any_not_null(), skip), args)
         rows = _records(cur)

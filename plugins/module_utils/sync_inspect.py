@@ -70,6 +70,9 @@ def _check_mapped_pairs(spec, fcols, tcols):
         if m.writes_back and m.down is None and not fc['nullable'] and tc['nullable']:
             raise SpecError(m.field + '.down', 'column %s.%s is NOT NULL but %s.%s may be NULL: give a down that never yields NULL'
                             % (spec.from_table, m.from_column, spec.to_table, m.to_column))
+        if spec.kind == 'cross' and m.writes_back and not fc['nullable']:
+            raise SpecError(m.field + '.from', 'column %s.%s is NOT NULL: deleting the new row sets it to NULL (make it nullable or '
+                                               'use direction: forward)' % (spec.from_table, m.from_column))
 
 
 def _default_sql(coldef):
@@ -81,18 +84,24 @@ def _default_sql(coldef):
 
 
 def _mapped_pairs(conn, spec, fcols, tcols):
-    """The MappedPairs of a mapped same-table entry, each expression resolved by the server first (SpecError naming it)."""
+    """The MappedPairs of a mapped entry, each expression resolved by the server first (SpecError naming it).
+
+    ``up`` reads the old table's row (same table: without the new columns), ``down`` the new table's row."""
     names = [c['name'] for c in sorted(fcols.values(), key=lambda c: c['position'])]
-    new_lower = set(c.lower() for c in spec.to_columns)
-    old_names = [c for c in names if c.lower() not in new_lower]
+    new_names = [c['name'] for c in sorted(tcols.values(), key=lambda c: c['position'])]
+    if spec.kind == 'same':
+        new_lower = set(c.lower() for c in spec.to_columns)
+        old_names = [c for c in names if c.lower() not in new_lower]
+    else:
+        old_names = names
     result = []
     for m in spec.mappings:
         if m.up is not None:
             check_expression(conn, spec.from_table, m.up, names, {}, m.field + '.up', available=old_names)
         if m.down is not None:
-            check_expression(conn, spec.from_table, m.down, names, {}, m.field + '.down')
+            check_expression(conn, spec.to_table, m.down, new_names, {}, m.field + '.down')
         fc, tc = fcols[m.from_column.lower()], tcols[m.to_column.lower()]
-        result.append(MappedPair(m, fc['type'], tc['type'], old_names, names, _default_sql(fc), _default_sql(tc)))
+        result.append(MappedPair(m, fc['type'], tc['type'], old_names, new_names, _default_sql(fc), _default_sql(tc)))
     return result
 
 
@@ -150,7 +159,7 @@ def inspect_sync(conn, db, migration_id, spec):
         return SyncPlan(migration_id, spec, from_types, to_types, key_type, mapped=mapped)
 
     if spec.to_key.lower() not in tcols:
-        raise SpecError(field + '.to.key', 'column %s.%s does not exist' % (spec.to_table, spec.to_key))
+        raise SpecError(spec.key_field('to'), 'column %s.%s does not exist' % (spec.to_table, spec.to_key))
     problem = capacity_problem(fcols[spec.from_key.lower()], tcols[spec.to_key.lower()])
     if problem:
         raise SpecError(field + '.to.key', 'column %s.%s: %s (%s.%s)' % (spec.to_table, spec.to_key, problem, spec.from_table, spec.from_key))
@@ -175,18 +184,19 @@ def inspect_sync(conn, db, migration_id, spec):
         raise SpecError(field + '.to.table', 'unique index %s on %s(%s) is not allowed while the sync exists: rows are matched '
                                              'by %s only (the primary key must be %s or an AUTO_INCREMENT column)'
                         % (name, spec.to_table, ', '.join(entry['columns']), spec.to_key, spec.to_key))
-    mapped = set([spec.to_key.lower()] + [c.lower() for c in spec.to_columns])
+    synced = set([spec.to_key.lower()] + [c.lower() for c in spec.to_columns])
     autoinc = None
     for lname, col in sorted(tcols.items()):
         if 'auto_increment' in col['extra']:
             autoinc = col['name']
-        if lname in mapped or col['nullable'] or col['generated'] or 'auto_increment' in col['extra']:
+        if lname in synced or col['nullable'] or col['generated'] or 'auto_increment' in col['extra']:
             continue
         if col['default'] is None:
             raise SpecError(field + '.to.table', 'column %s.%s is NOT NULL without a default and not synced: the triggers '
                                                  'could not create rows' % (spec.to_table, col['name']))
+    mapped = _mapped_pairs(conn, spec, fcols, tcols) if spec.mappings is not None else None
     return SyncPlan(migration_id, spec, from_types, to_types, key_type, target_autoinc=autoinc, to_key_index=key_index,
-                    cascade_delete=_has_cascade_fk(conn, db, spec))
+                    cascade_delete=_has_cascade_fk(conn, db, spec), mapped=mapped)
 
 
 def _has_cascade_fk(conn, db, spec):

@@ -225,11 +225,32 @@ class SyncPlan(object):
     def _all_null(self, prefix, columns):
         return ' AND '.join('%s.%s IS NULL' % (prefix, q(c, 'column')) for c in columns)
 
+    def source_values(self, prefix):
+        """The new columns' values from the old row: ``prefix`` 'NEW' in a trigger, an alias or None in a statement on
+        the old table (mapped pairs: their ``up``, else the old column)."""
+        if self.mapped is not None:
+            return [p.up_sql(prefix) for p in self.mapped]
+        return ['%s%s' % (prefix + '.' if prefix else '', q(c, 'from.columns')) for c in self.from_columns]
+
+    def source_types(self):
+        """DATA_TYPE of each value of :meth:`source_values` (an expression's: its new column's)."""
+        if self.mapped is not None:
+            return [p.to_type if p.up is not None else p.from_type for p in self.mapped]
+        return list(self.from_types)
+
+    def old_columns(self):
+        """The distinct old columns of the entry (a split reads one column several times)."""
+        seen = []
+        for c in self.from_columns:
+            if c.lower() not in [x.lower() for x in seen]:
+                seen.append(c)
+        return seen
+
     def _upsert_target(self, prefix):
         cols = [q(self.to_key, 'to.key')] + [q(c, 'to.columns') for c in self.to_columns]
-        vals = ['%s.%s' % (prefix, q(self.from_key, 'from.key'))] + ['%s.%s' % (prefix, q(c, 'from.columns')) for c in self.from_columns]
-        updates = ', '.join('%s = %s.%s' % (q(t, 'to.columns'), prefix, q(f, 'from.columns'))
-                            for f, t in zip(self.from_columns, self.to_columns))
+        values = self.source_values(prefix)
+        vals = ['%s.%s' % (prefix, q(self.from_key, 'from.key'))] + values
+        updates = ', '.join('%s = %s' % (q(t, 'to.columns'), v) for t, v in zip(self.to_columns, values))
         return 'INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s;' % (
             q(self.to_table, 'to.table'), ', '.join(cols), ', '.join(vals), updates)
 
@@ -242,21 +263,23 @@ class SyncPlan(object):
         def name(event):
             return trigger_name(self.migration_id, self.index, 'fwd', event)
 
+        old_columns = self.old_columns()
         ins = [
-            'IF NOT (%s) THEN' % self._all_null('NEW', self.from_columns),
+            'IF NOT (%s) THEN' % self._all_null('NEW', old_columns),
             '  ' + self._upsert_target('NEW'),
             'END IF;',
         ]
         changed = ['NOT (OLD.%s <=> NEW.%s)' % (fk, fk)]
-        for col, _to, ftype, _tt in self.pairs():
+        types = dict((c.lower(), t) for c, t in zip(self.from_columns, self.from_types))
+        for col in old_columns:
             c = q(col, 'from.columns')
-            changed.append('NOT (%s)' % same_value('OLD.' + c, 'NEW.' + c, changed_kind(ftype)))
+            changed.append('NOT (%s)' % same_value('OLD.' + c, 'NEW.' + c, changed_kind(types[col.lower()])))
         upd = [
             'IF NOT (OLD.%s <=> NEW.%s) THEN' % (fk, fk),
             '  ' + self._delete_target('OLD.' + fk),
             'END IF;',
             'IF %s THEN' % ' OR '.join(changed),
-            '  IF %s THEN' % self._all_null('NEW', self.from_columns),
+            '  IF %s THEN' % self._all_null('NEW', old_columns),
             '    ' + self._delete_target('NEW.' + fk),
             '  ELSE',
             # the upsert alone, never an UPDATE first: under REPEATABLE READ an UPDATE that finds no
@@ -281,7 +304,11 @@ class SyncPlan(object):
         return result
 
     def _set_source(self, prefix, key_expr):
-        if prefix is None:
+        if self.mapped is not None:
+            back = [p for p in self.mapped if p.writes_back]
+            sets = ', '.join('%s = %s' % (q(p.from_column, 'from.columns'), 'NULL' if prefix is None else p.down_sql(prefix))
+                             for p in back)
+        elif prefix is None:
             sets = ', '.join('%s = NULL' % q(c, 'from.columns') for c in self.from_columns)
         else:
             sets = ', '.join('%s = %s.%s' % (q(f, 'from.columns'), prefix, q(t, 'to.columns'))
@@ -396,5 +423,5 @@ class SyncPlan(object):
 
     def any_not_null(self, alias=None, columns=None):
         prefix = (alias + '.') if alias else ''
-        cols = columns if columns is not None else self.from_columns
+        cols = columns if columns is not None else self.old_columns()
         return '(%s)' % ' OR '.join('%s%s IS NOT NULL' % (prefix, q(c, 'column')) for c in cols)

@@ -119,10 +119,16 @@ class Verifier(object):
         p = self.plan
         fsql, tsql = q(p.from_table, 'from.table'), q(p.to_table, 'to.table')
         fkey, tkey = q(p.from_key, 'from.key'), q(p.to_key, 'to.key')
-        fcols = [q(c, 'from.columns') for c in p.from_columns]
         tcols = [q(c, 'to.columns') for c in p.to_columns]
-        src_hash = row_hash(fkey, p.key_type, fcols, p.from_types)
-        dst_hash = row_hash(tkey, p.key_type, tcols, p.to_types)
+        src_hash = row_hash(fkey, p.key_type, p.source_values(None), p.source_types())
+        dst_hash = row_hash(tkey, p.key_type, tcols, p.source_types() if p.mapped is not None else p.to_types)
+        # mapped pairs: up(down(x)) need not be x (LOWER), so a row also matches when the old columns are down of the new row
+        src_back = dst_back = 'NULL'
+        if p.mapped is not None:
+            back = [m for m in p.mapped if m.writes_back]
+            if back:
+                src_back = row_hash(fkey, p.key_type, [q(m.from_column, 'from.columns') for m in back], [m.from_type for m in back])
+                dst_back = row_hash(tkey, p.key_type, [m.down_sql(None) for m in back], [m.from_type for m in back])
         anynn = p.any_not_null()
         checked, mismatches, keys = 0, 0, []
         for lo, hi in list(ranges(self.conn, fsql, fkey, self.chunk_rows)):
@@ -139,13 +145,17 @@ class Verifier(object):
                     checked += int(total)
                     if int(s_rows) == int(t_rows) and int(s_sum) == int(t_sum):
                         continue
-                    cur.execute('SELECT %s, %s FROM %s WHERE %s AND %s' % (fkey, src_hash, fsql, scond, anynn), sargs)
-                    src = dict(cur.fetchall())
-                    cur.execute('SELECT %s, %s FROM %s WHERE %s' % (tkey, dst_hash, tsql, tcond), targs)
-                    dst = dict(cur.fetchall())
+                    cur.execute('SELECT %s, %s, %s FROM %s WHERE %s AND %s' % (fkey, src_hash, src_back, fsql, scond, anynn), sargs)
+                    src = dict((r[0], r[1:]) for r in cur.fetchall())
+                    cur.execute('SELECT %s, %s, %s FROM %s WHERE %s' % (tkey, dst_hash, dst_back, tsql, tcond), targs)
+                    dst = dict((r[0], r[1:]) for r in cur.fetchall())
                 finally:
                     cur.execute('COMMIT')
-            diff = sorted((k for k in set(src) | set(dst) if src.get(k) != dst.get(k)), key=lambda k: (str(type(k)), k))
+
+            def matches(k):
+                a, b = src.get(k), dst.get(k)
+                return a is not None and b is not None and (a[0] == b[0] or (a[1] is not None and a[1] == b[1]))
+            diff = sorted((k for k in set(src) | set(dst) if not matches(k)), key=lambda k: (str(type(k)), k))
             mismatches += len(diff)
             keys.extend(diff[:MAX_KEYS - len(keys)])
         return dict(rows_checked=checked, mismatches=mismatches, keys=keys)

@@ -14,6 +14,7 @@ import time
 import pymysql
 import pytest
 
+from zdt_lab import REPO_ROOT
 from zdt_lab.modules import start_module
 from zdt_lab.sync_races import (
     SAME, SEED, create_items, create_users, cross_differences, cross_race, execute, expected_addresses, snapshot_cross, start_writers,

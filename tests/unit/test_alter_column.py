@@ -265,3 +265,54 @@ def test_plan_add_foreign_key_set_null_needs_nullable_columns():
     with pytest.raises(Exception) as err:
         plan_steps(_fk_model(customer_nullable=False), parse_migration(migration(add_fk(on_delete='SET NULL'))), 'expand')
     assert 'SET NULL needs nullable columns' in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ mapped cross-table pairs
+
+def mapped_sync(columns, **entry):
+    base = {'from': {'table': 'people', 'key': 'id'}, 'to': {'table': 'names', 'key': 'person_id'}, 'columns': columns}
+    base.update(entry)
+    return {'id': 8, 'description': 'split', 'sync': [base]}
+
+
+SPLIT = [{'from': 'full_name', 'to': 'first_name', 'up': "SUBSTRING_INDEX(full_name, ' ', 1)", 'down': "CONCAT_WS(' ', first_name, last_name)"},
+         {'from': 'full_name', 'to': 'last_name', 'up': "SUBSTRING_INDEX(full_name, ' ', -1)"}]
+
+
+def test_mapped_pairs_parse_into_mappings():
+    (entry,) = parse_migration(mapped_sync(SPLIT + [{'from': 'email', 'to': 'email_lc', 'up': 'LOWER(email)'}])).sync
+    assert entry.kind == 'cross' and entry.from_columns == ('full_name', 'full_name', 'email')
+    assert [m.writes_back for m in entry.mappings] == [True, False, True]
+    assert entry.column_field('to', 1) == 'sync[0].columns[1].to'
+
+
+@pytest.mark.parametrize('columns,entry,field', [
+    ([], {}, 'sync[0].columns'),
+    ([{'from': 'a'}], {}, 'sync[0].columns[0].to'),
+    ([{'from': 'a', 'to': 'b', 'up': 'x;'}], {}, 'sync[0].columns[0].up'),
+    ([{'from': 'a', 'to': 'b', 'down': 'b'}], {'direction': 'forward'}, 'sync[0].columns[0].down'),
+    ([SPLIT[0], dict(SPLIT[1], down='last_name')], {}, 'sync[0].columns[1].down'),
+    ([dict(SPLIT[0], down=None), SPLIT[1]], {}, 'sync[0].columns[0].down'),
+    ([{'from': 'id', 'to': 'b'}], {}, 'sync[0].columns[0].from'),
+    ([{'from': 'a', 'to': 'b'}, {'from': 'c', 'to': 'b'}], {}, 'sync[0].columns[1].to'),
+    ([{'from': 'a', 'to': 'b'}], {'from': {'table': 'people', 'key': 'id', 'columns': ['a']}}, 'sync[0].from.columns'),
+    ([{'from': 'a', 'to': 'b'}], {'to': {'table': 'people', 'key': 'id'}}, 'sync[0].columns'),
+])
+def test_mapped_pairs_bad_input_names_the_field(columns, entry, field):
+    assert error(mapped_sync(columns, **entry)).field == field
+
+
+def test_mapped_cross_triggers_apply_up_forward_and_down_backward():
+    mig = parse_migration(mapped_sync(SPLIT))
+    spec = mig.sync[0]
+    pairs = [MappedPair(m, 'varchar', 'varchar', ['id', 'full_name'], ['id', 'person_id', 'first_name', 'last_name']) for m in spec.mappings]
+    plan = SyncPlan(8, spec, ['varchar'] * 2, ['varchar'] * 2, 'int', target_autoinc='id', mapped=pairs)
+    trig = dict((t.name, t.body) for t in plan.triggers())
+    assert ("INSERT INTO `names` (`person_id`, `first_name`, `last_name`) VALUES (NEW.`id`, "
+            "(SELECT (SUBSTRING_INDEX(full_name, ' ', 1)) FROM (SELECT NEW.`full_name` AS `full_name`) AS zdt_row), ") in trig['zdt_m8_s0_fwd_ins']
+    assert 'IF NOT (NEW.`full_name` IS NULL) THEN' in trig['zdt_m8_s0_fwd_ins']
+    # only the pair with down writes the old column back
+    assert ("UPDATE `people` SET `full_name` = (SELECT (CONCAT_WS(' ', first_name, last_name)) FROM (SELECT NEW.`first_name` AS "
+            "`first_name`, NEW.`last_name` AS `last_name`) AS zdt_row) WHERE `id` = NEW.`person_id`;") in trig['zdt_m8_s0_bwd_upd']
+    assert 'UPDATE `people` SET `full_name` = NULL WHERE `id` = OLD.`person_id`;' in trig['zdt_m8_s0_bwd_del']
+    assert plan.source_values(None) == ["(SUBSTRING_INDEX(full_name, ' ', 1))", "(SUBSTRING_INDEX(full_name, ' ', -1))"]
