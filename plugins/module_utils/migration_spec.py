@@ -681,13 +681,26 @@ def _alter_column_contract(groups, contract):
     return result
 
 
+def _parse_key(value, field):
+    """A ``key``: one column name, or a list of them (a composite primary key; then a tuple)."""
+    if isinstance(value, list):
+        names = _ident_list(value, field)
+        return names if len(names) > 1 else names[0]
+    return _ident(value, field)
+
+
+def key_names(key):
+    """The column names of a key (one, or several for a composite key)."""
+    return tuple(key) if isinstance(key, (list, tuple)) else (key,)
+
+
 def _parse_endpoint(data, field, mapped=False):
     """(table, key, columns) of a ``from`` / ``to``; with entry-level ``columns`` (mapped) an endpoint names no columns."""
     if mapped:
         _mapping(data, field, required=('table', 'key'))
-        return _ident(data['table'], _join(field, 'table')), _ident(data['key'], _join(field, 'key')), ()
+        return _ident(data['table'], _join(field, 'table')), _parse_key(data['key'], _join(field, 'key')), ()
     _mapping(data, field, required=('table', 'key', 'columns'))
-    return (_ident(data['table'], _join(field, 'table')), _ident(data['key'], _join(field, 'key')),
+    return (_ident(data['table'], _join(field, 'table')), _parse_key(data['key'], _join(field, 'key')),
             _ident_list(data['columns'], _join(field, 'columns')))
 
 
@@ -750,14 +763,16 @@ def _parse_sync(value):
         elif len(fc) != len(tc):
             raise SpecError(field + '.to.columns', 'must list as many columns as from.columns (%d, got %d); columns pair up by position'
                             % (len(fc), len(tc)))
+        if len(key_names(fk)) != len(key_names(tk)):
+            raise SpecError(field + '.to.key', 'must list as many columns as from.key (%d)' % len(key_names(fk)))
         probe = SyncSpec(i, ft, fk, fc, tt, tk, tc, direction, 'cross', mappings)
         for side, key, cols in (('from', fk, fc), ('to', tk, tc)):
             for j, c in enumerate(cols):
-                if c.lower() == key.lower():
+                if c.lower() in [k.lower() for k in key_names(key)]:
                     raise SpecError(probe.column_field(side, j), 'the key column %r cannot be a synced column' % c)
         kind = 'same' if ft == tt else 'cross'
         if kind == 'same':
-            if fk.lower() != tk.lower():
+            if [k.lower() for k in key_names(fk)] != [k.lower() for k in key_names(tk)]:
                 raise SpecError(field + '.to.key', 'a same-table sync uses the primary key on both sides (from.key is %r)' % fk)
             lower_from = set(c.lower() for c in fc)
             for j, c in enumerate(tc):

@@ -16,6 +16,7 @@ import re
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_inspect
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError, SpecError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import key_names
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import capacity_problem
 from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_plan import live_default
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_expressions import check_expression
@@ -131,10 +132,10 @@ def inspect_sync(conn, db, migration_id, spec):
     pk = findex.get('PRIMARY', {}).get('columns', [])
     if spec.origin:
         # an alter_column's entry is keyed by the table's primary key
-        if len(pk) != 1:
-            raise SpecError(_table_field(spec, 'from'), 'table %s needs a single-column primary key for the sync (primary key is %s)'
-                            % (spec.from_table, '(%s)' % ', '.join(pk) if pk else 'missing'))
-        key = fcols[pk[0]]['name']
+        if not pk:
+            raise SpecError(_table_field(spec, 'from'), 'table %s needs a primary key for the sync' % spec.from_table)
+        key = tuple(fcols[c]['name'] for c in pk)
+        key = key if len(key) > 1 else key[0]
         spec = spec._replace(from_key=key, to_key=key)
     for side, cols, table, names in (('from', fcols, spec.from_table, spec.from_columns), ('to', tcols, spec.to_table, spec.to_columns)):
         for j, c in enumerate(names):
@@ -146,45 +147,51 @@ def inspect_sync(conn, db, migration_id, spec):
         _check_mapped_pairs(spec, fcols, tcols)
     else:
         _check_pairs(spec, fcols, tcols)
-    if spec.from_key.lower() not in fcols:
-        raise SpecError(spec.key_field('from'), 'column %s.%s does not exist' % (spec.from_table, spec.from_key))
-    if pk != [spec.from_key.lower()]:
-        raise SpecError(spec.key_field('from'), '%s must be the single-column primary key of %s (primary key is %s)'
-                        % (spec.from_key, spec.from_table, '(%s)' % ', '.join(pk) if pk else 'missing'))
-    key_type = fcols[spec.from_key.lower()]['type']
+    from_keys, to_keys = key_names(spec.from_key), key_names(spec.to_key)
+    for k in from_keys:
+        if k.lower() not in fcols:
+            raise SpecError(spec.key_field('from'), 'column %s.%s does not exist' % (spec.from_table, k))
+    if pk != [k.lower() for k in from_keys]:
+        raise SpecError(spec.key_field('from'), '(%s) must be the primary key of %s, in its order (primary key is %s)'
+                        % (', '.join(from_keys), spec.from_table, '(%s)' % ', '.join(pk) if pk else 'missing'))
+    key_type = tuple(fcols[k.lower()]['type'] for k in from_keys)
+    key_type = key_type if len(key_type) > 1 else key_type[0]
     from_types = [fcols[c.lower()]['type'] for c in spec.from_columns]
     to_types = [tcols[c.lower()]['type'] for c in spec.to_columns]
     if spec.kind == 'same':
         mapped = _mapped_pairs(conn, spec, fcols, tcols) if spec.mappings is not None else None
         return SyncPlan(migration_id, spec, from_types, to_types, key_type, mapped=mapped)
 
-    if spec.to_key.lower() not in tcols:
-        raise SpecError(spec.key_field('to'), 'column %s.%s does not exist' % (spec.to_table, spec.to_key))
-    problem = capacity_problem(fcols[spec.from_key.lower()], tcols[spec.to_key.lower()])
-    if problem:
-        raise SpecError(field + '.to.key', 'column %s.%s: %s (%s.%s)' % (spec.to_table, spec.to_key, problem, spec.from_table, spec.from_key))
+    for fk_name, tk_name in zip(from_keys, to_keys):
+        if tk_name.lower() not in tcols:
+            raise SpecError(spec.key_field('to'), 'column %s.%s does not exist' % (spec.to_table, tk_name))
+        problem = capacity_problem(fcols[fk_name.lower()], tcols[tk_name.lower()])
+        if problem:
+            raise SpecError(field + '.to.key', 'column %s.%s: %s (%s.%s)' % (spec.to_table, tk_name, problem, spec.from_table, fk_name))
+    to_lower = [k.lower() for k in to_keys]
+    to_text = ', '.join(to_keys)
     tindex = _indexes(conn, db, spec.to_table)
     key_index = None
     for name, entry in sorted(tindex.items()):
-        if entry['unique'] and entry['columns'] == [spec.to_key.lower()]:
+        if entry['unique'] and entry['columns'] == to_lower:
             key_index = name
             break
     if key_index is None:
         raise SpecError(field + '.to.key', 'the sync needs a UNIQUE index on %s(%s) while it exists (1:1 rows); add one, e.g. '
                                            'create_index {table: %s, name: %s_%s_uniq, columns: [%s], unique: true}'
-                        % (spec.to_table, spec.to_key, spec.to_table, spec.to_table, spec.to_key, spec.to_key))
+                        % (spec.to_table, to_text, spec.to_table, spec.to_table, to_keys[0], to_text))
     # Upserts address the row by to.key only: any other UNIQUE index could make
     # ON DUPLICATE KEY UPDATE hit a different row, so refuse it.
     tpk = tindex.get('PRIMARY', {}).get('columns', [])
     for name, entry in sorted(tindex.items()):
         if not entry['unique'] or name == key_index:
             continue
-        if name == 'PRIMARY' and (tpk == [spec.to_key.lower()] or (len(tpk) == 1 and 'auto_increment' in tcols[tpk[0]]['extra'])):
+        if name == 'PRIMARY' and (tpk == to_lower or (len(tpk) == 1 and 'auto_increment' in tcols[tpk[0]]['extra'])):
             continue
         raise SpecError(field + '.to.table', 'unique index %s on %s(%s) is not allowed while the sync exists: rows are matched '
                                              'by %s only (the primary key must be %s or an AUTO_INCREMENT column)'
-                        % (name, spec.to_table, ', '.join(entry['columns']), spec.to_key, spec.to_key))
-    synced = set([spec.to_key.lower()] + [c.lower() for c in spec.to_columns])
+                        % (name, spec.to_table, ', '.join(entry['columns']), to_text, to_text))
+    synced = set(to_lower + [c.lower() for c in spec.to_columns])
     autoinc = None
     for lname, col in sorted(tcols.items()):
         if 'auto_increment' in col['extra']:
@@ -204,8 +211,8 @@ def _has_cascade_fk(conn, db, spec):
     for fk in mysql_inspect.foreign_keys(conn, db, spec.to_table).values():
         # the referenced table must be this schema's from.table: a same-named table elsewhere cascades nothing here
         if (fk['ref_schema'] == db and fk['ref_table'] == spec.from_table and fk['on_delete'] == 'CASCADE'
-                and [c.lower() for c in fk['columns']] == [spec.to_key.lower()]
-                and [c.lower() for c in fk['ref_columns']] == [spec.from_key.lower()]):
+                and [c.lower() for c in fk['columns']] == [k.lower() for k in key_names(spec.to_key)]
+                and [c.lower() for c in fk['ref_columns']] == [k.lower() for k in key_names(spec.from_key)]):
             return True
     return False
 
@@ -216,7 +223,8 @@ def unchecked_plan(migration, spec):
     For reporting only (names of triggers that would exist, progress): never for creating triggers or copying.
     A foreign key ON DELETE CASCADE that the migration's expand creates counts as live (it drops a trigger)."""
     mapped = [MappedPair(m) for m in spec.mappings] if spec.mappings is not None else None
-    return SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int',
+    key_type = tuple(['int'] * len(key_names(spec.from_key))) if isinstance(spec.from_key, tuple) else 'int'
+    return SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), key_type,
                     cascade_delete=_expand_creates_cascade_fk(migration, spec), mapped=mapped)
 
 
@@ -227,8 +235,8 @@ def _expand_creates_cascade_fk(migration, spec):
             continue
         for fk in op.args['foreign_keys']:
             if (fk.on_delete == 'CASCADE' and fk.ref_table.lower() == spec.from_table.lower()
-                    and [c.lower() for c in fk.columns] == [spec.to_key.lower()]
-                    and [c.lower() for c in fk.ref_columns] == [spec.from_key.lower()]):
+                    and [c.lower() for c in fk.columns] == [k.lower() for k in key_names(spec.to_key)]
+                    and [c.lower() for c in fk.ref_columns] == [k.lower() for k in key_names(spec.from_key)]):
                 return True
     return False
 

@@ -50,6 +50,7 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import sql_literal
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import changed_kind, same_value, type_kind
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_expressions import row_expression
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_keys import key_equals
 
 TRIGGER_LABEL = 'zdt_sync'
 
@@ -170,13 +171,16 @@ class SyncPlan(object):
         self.direction = spec.direction
         self.from_table = spec.from_table
         self.to_table = spec.to_table
-        self.from_key = spec.from_key
+        self.from_key = spec.from_key      # a name, or a tuple of names (a composite primary key)
         self.to_key = spec.to_key
+        self.from_keys = tuple(spec.from_key) if isinstance(spec.from_key, (list, tuple)) else (spec.from_key,)
+        self.to_keys = tuple(spec.to_key) if isinstance(spec.to_key, (list, tuple)) else (spec.to_key,)
         self.from_columns = tuple(spec.from_columns)
         self.to_columns = tuple(spec.to_columns)
         self.from_types = tuple(t.lower() for t in from_types)
         self.to_types = tuple(t.lower() for t in to_types)
-        self.key_type = key_type.lower()
+        # a DATA_TYPE, or a tuple of them for a composite key
+        self.key_type = tuple(t.lower() for t in key_type) if isinstance(key_type, (list, tuple)) else key_type.lower()
         self.target_autoinc = target_autoinc
         self.to_key_index = to_key_index
         self.cascade_delete = bool(cascade_delete)
@@ -187,7 +191,22 @@ class SyncPlan(object):
 
     @property
     def field(self):
-        return 'sync[%d]' % self.index
+        return self.spec.field
+
+    def key_sql(self, side='from', prefix=None):
+        """The key of one side as SQL: a quoted column (``prefix.`col```), or a tuple of them for a composite key."""
+        names = self.from_keys if side == 'from' else self.to_keys
+        parts = tuple('%s%s' % (prefix + '.' if prefix else '', q(n, '%s.key' % side)) for n in names)
+        return parts if len(parts) > 1 else parts[0]
+
+    def key_types(self):
+        return self.key_type if isinstance(self.key_type, tuple) else (self.key_type,)
+
+    def _key_changed(self, side):
+        """SQL (in a trigger): the statement changed the row's key."""
+        names = self.from_keys if side == 'from' else self.to_keys
+        same = ' AND '.join('OLD.%s <=> NEW.%s' % (q(n, '%s.key' % side), q(n, '%s.key' % side)) for n in names)
+        return 'NOT (%s)' % same
 
     def pairs(self):
         return list(zip(self.from_columns, self.to_columns, self.from_types, self.to_types))
@@ -247,19 +266,18 @@ class SyncPlan(object):
         return seen
 
     def _upsert_target(self, prefix):
-        cols = [q(self.to_key, 'to.key')] + [q(c, 'to.columns') for c in self.to_columns]
+        cols = [q(k, 'to.key') for k in self.to_keys] + [q(c, 'to.columns') for c in self.to_columns]
         values = self.source_values(prefix)
-        vals = ['%s.%s' % (prefix, q(self.from_key, 'from.key'))] + values
+        vals = ['%s.%s' % (prefix, q(k, 'from.key')) for k in self.from_keys] + values
         updates = ', '.join('%s = %s' % (q(t, 'to.columns'), v) for t, v in zip(self.to_columns, values))
         return 'INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s;' % (
             q(self.to_table, 'to.table'), ', '.join(cols), ', '.join(vals), updates)
 
-    def _delete_target(self, key_expr):
-        return 'DELETE FROM %s WHERE %s = %s;' % (q(self.to_table, 'to.table'), q(self.to_key, 'to.key'), key_expr)
+    def _delete_target(self, prefix):
+        """Delete the new row of the old row ``prefix`` (OLD or NEW)."""
+        return 'DELETE FROM %s WHERE %s;' % (q(self.to_table, 'to.table'), key_equals(self.key_sql('to'), self.key_sql('from', prefix)))
 
     def _forward_triggers(self):
-        fk = q(self.from_key, 'from.key')
-
         def name(event):
             return trigger_name(self.migration_id, self.index, 'fwd', event)
 
@@ -269,18 +287,18 @@ class SyncPlan(object):
             '  ' + self._upsert_target('NEW'),
             'END IF;',
         ]
-        changed = ['NOT (OLD.%s <=> NEW.%s)' % (fk, fk)]
+        changed = [self._key_changed('from')]
         types = dict((c.lower(), t) for c, t in zip(self.from_columns, self.from_types))
         for col in old_columns:
             c = q(col, 'from.columns')
             changed.append('NOT (%s)' % same_value('OLD.' + c, 'NEW.' + c, changed_kind(types[col.lower()])))
         upd = [
-            'IF NOT (OLD.%s <=> NEW.%s) THEN' % (fk, fk),
-            '  ' + self._delete_target('OLD.' + fk),
+            'IF %s THEN' % self._key_changed('from'),
+            '  ' + self._delete_target('OLD'),
             'END IF;',
             'IF %s THEN' % ' OR '.join(changed),
             '  IF %s THEN' % self._all_null('NEW', old_columns),
-            '    ' + self._delete_target('NEW.' + fk),
+            '    ' + self._delete_target('NEW'),
             '  ELSE',
             # the upsert alone, never an UPDATE first: under REPEATABLE READ an UPDATE that finds no
             # new row (a user not copied yet) gap-locks the key index, and two such writers' inserts
@@ -291,7 +309,7 @@ class SyncPlan(object):
             '  END IF;',
             'END IF;',
         ]
-        dele = [self._delete_target('OLD.' + fk)]
+        dele = [self._delete_target('OLD')]
         t = self.from_table
         result = [
             Trigger(name('del'), t, 'AFTER', 'DELETE', self._guarded(dele)),
@@ -303,7 +321,8 @@ class SyncPlan(object):
             result = result[1:]
         return result
 
-    def _set_source(self, prefix, key_expr):
+    def _set_source(self, prefix, key_prefix):
+        """Set the old row of the new row ``key_prefix`` (OLD or NEW) from the new row ``prefix`` (None: to NULL)."""
         if self.mapped is not None:
             back = [p for p in self.mapped if p.writes_back]
             sets = ', '.join('%s = %s' % (q(p.from_column, 'from.columns'), 'NULL' if prefix is None else p.down_sql(prefix))
@@ -313,28 +332,27 @@ class SyncPlan(object):
         else:
             sets = ', '.join('%s = %s.%s' % (q(f, 'from.columns'), prefix, q(t, 'to.columns'))
                              for f, t in zip(self.from_columns, self.to_columns))
-        return 'UPDATE %s SET %s WHERE %s = %s;' % (q(self.from_table, 'from.table'), sets, q(self.from_key, 'from.key'), key_expr)
+        return 'UPDATE %s SET %s WHERE %s;' % (q(self.from_table, 'from.table'), sets,
+                                               key_equals(self.key_sql('from'), self.key_sql('to', key_prefix)))
 
     def _backward_triggers(self):
-        tk = q(self.to_key, 'to.key')
-
         def name(event):
             return trigger_name(self.migration_id, self.index, 'bwd', event)
 
-        ins = [self._set_source('NEW', 'NEW.' + tk)]
-        changed = ['NOT (OLD.%s <=> NEW.%s)' % (tk, tk)]
+        ins = [self._set_source('NEW', 'NEW')]
+        changed = [self._key_changed('to')]
         for _f, col, _ft, ttype in self.pairs():
             c = q(col, 'to.columns')
             changed.append('NOT (%s)' % same_value('OLD.' + c, 'NEW.' + c, changed_kind(ttype)))
         upd = [
-            'IF NOT (OLD.%s <=> NEW.%s) THEN' % (tk, tk),
-            '  ' + self._set_source(None, 'OLD.' + tk),
+            'IF %s THEN' % self._key_changed('to'),
+            '  ' + self._set_source(None, 'OLD'),
             'END IF;',
             'IF %s THEN' % ' OR '.join(changed),
-            '  ' + self._set_source('NEW', 'NEW.' + tk),
+            '  ' + self._set_source('NEW', 'NEW'),
             'END IF;',
         ]
-        dele = [self._set_source(None, 'OLD.' + tk)]
+        dele = [self._set_source(None, 'OLD')]
         t = self.to_table
         return [
             Trigger(name('del'), t, 'AFTER', 'DELETE', self._guarded(dele)),
