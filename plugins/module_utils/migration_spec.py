@@ -625,9 +625,9 @@ def _alter_column_groups(expand):
         groups.setdefault((a['table'], a['column'].lower()), []).append(op)
     for op in expand:
         if op.kind == 'alter_column' and (op.args['table'], op.args['column'].lower()) in new_columns:
-            raise SpecError(op.field + '.alter_column.column', 'column %s.%s is a new column of this migration (%s); '
-                            'change a column in a later migration' % (op.args['table'], op.args['column'],
-                                                                       new_columns[(op.args['table'], op.args['column'].lower())]))
+            made_by = new_columns[(op.args['table'], op.args['column'].lower())]
+            raise SpecError(op.field + '.alter_column.column', 'column %s.%s is a new column of this migration (%s); change a column '
+                                                               'in a later migration' % (op.args['table'], op.args['column'], made_by))
     in_place = set()
     for op in expand:
         if op.kind == 'alter_column' and op.args['rename_to'] is None:
@@ -640,8 +640,9 @@ def _alter_column_groups(expand):
         if len(ops) == 1:
             a = ops[0].args
             if a['up'] is not None and a['down'] is None and a['type'] is not None:
-                raise SpecError(ops[0].field + '.alter_column.down', 'up without down is refused when the type changes: give the '
-                                                                    'expression that turns a new value back into the old column')
+                raise SpecError(ops[0].field + '.alter_column.down',
+                                'up without down is refused when the type changes: give the expression that turns a new value back '
+                                'into the old column')
             continue
         with_down = [op for op in ops if op.args['down'] is not None]
         if len(with_down) != 1:

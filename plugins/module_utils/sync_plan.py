@@ -408,7 +408,7 @@ class SyncPlan(object):
         ins.append('END IF;')
         old_changed = 'NOT (%s)' % same_value(old, 'OLD.' + q(pairs[0].from_column, 'column'), changed_kind(pairs[0].from_type))
         new_changed = ' OR '.join('NOT (%s)' % same_value('NEW.' + q(p.to_column, 'column'), 'OLD.' + q(p.to_column, 'column'),
-                                                         changed_kind(p.to_type)) for p in pairs)
+                                                          changed_kind(p.to_type)) for p in pairs)
         upd = ['IF %s THEN' % old_changed]
         upd.extend('  ' + x for x in set_new)
         upd.extend(['ELSEIF %s THEN' % new_changed, '  ' + set_old, 'END IF;'])

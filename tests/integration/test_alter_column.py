@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from zdt_lab import REPO_ROOT
 from zdt_lab import column_races as races
 from zdt_lab.modules import start_module
 
@@ -172,3 +173,36 @@ def test_kill_mid_backfill_then_resume_exact(db, run_module):
     assert res['backfill']['resumed_from'] is not None and res['verify']['mismatches'] == 0
     assert res['verify']['rows_checked'] == 5 * 30000
     assert races.differences(conn, model) == {}
+
+
+EXAMPLES = ['example_alter_column_rename.yml', 'example_alter_column_type.yml', 'example_alter_column_not_null.yml',
+            'example_alter_column_transform.yml', 'example_alter_column_split.yml', 'example_add_foreign_key.yml',
+            'example_sync_mapped.yml', 'example_sync_composite_key.yml']
+
+
+def test_every_worked_example_runs_a_whole_cycle(db):
+    """Each sample/migrations/example_*.yml on the tables its header assumes: expand, sync, a second run that changes
+    nothing, trigger drop and contract."""
+    conn = db.connect()
+    for sql in ("CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, nick VARCHAR(20) NOT NULL DEFAULT '', "
+                'phone VARCHAR(20), email VARCHAR(100), full_name VARCHAR(100))',
+                "INSERT INTO customers (nick, phone, email, full_name) SELECT CONCAT(' N', seq), IF(seq % 2, NULL, seq), "
+                "CONCAT('U', seq, '@X.org'), CONCAT('A', seq, ' B', seq) FROM seq_1_to_100",
+                'CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, customer_id INT NULL, amount_cents INT, comment VARCHAR(20) NULL)',
+                'INSERT INTO orders (customer_id, amount_cents) SELECT seq, seq * 100 FROM seq_1_to_100',
+                'CREATE TABLE people (id INT AUTO_INCREMENT PRIMARY KEY, full_name VARCHAR(100) NULL, email VARCHAR(100) NULL)',
+                "INSERT INTO people (full_name, email) SELECT CONCAT('C', seq, ' D', seq), CONCAT('P', seq, '@Y.org') FROM seq_1_to_100",
+                'CREATE TABLE memberships (member_id INT, item_id INT, note VARCHAR(50) NULL, qty INT NULL, PRIMARY KEY (member_id, item_id))',
+                "INSERT INTO memberships SELECT seq DIV 5, seq MOD 5, CONCAT('n', seq), seq FROM seq_1_to_100"):
+        races.execute(conn, sql)
+    for name in EXAMPLES:
+        mig = parse_migration(os.path.join(REPO_ROOT, 'sample', 'migrations', name))
+        assert apply_phase(db.connect(), mig, 'expand', db.name).changed, name
+        assert not apply_phase(db.connect(), mig, 'expand', db.name).changed, name
+        if mig.sync:
+            synced = sync_present(db.connect(), db.name, mig)
+            assert synced['changed'] and synced['verify']['mismatches'] == 0 and synced['backfill']['rows_total'] == 100, name
+            assert not sync_present(db.connect(), db.name, mig)['changed'], name
+            assert sync_absent(db.connect(), db.name, mig)['changed'], name
+        apply_phase(db.connect(), mig, 'contract', db.name)
+    assert columns(conn) == ['id', 'handle', 'phone_number', 'email_lc', 'first_name', 'last_name']
