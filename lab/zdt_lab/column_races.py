@@ -13,9 +13,7 @@ import random
 import threading
 import time
 
-import pymysql
-
-RETRY_CODES = (1205, 1213)
+from zdt_lab.sync_races import execute, join_writers, with_retries
 
 OLD = ('nick', 'email', 'phone', 'full_name', 'n')
 NEW = ('handle', 'email_lc', 'phone2', 'first_name', 'last_name', 'n64')
@@ -41,12 +39,6 @@ MIGRATION = {
         {'alter_column': {'table': 'customers', 'column': 'note', 'type': 'VARCHAR(40)', 'nullable': True}},
     ],
 }
-
-
-def execute(conn, sql, args=None):
-    with conn.cursor() as cur:
-        cur.execute(sql, args)
-        return cur.fetchall()
 
 
 def create_customers(conn, rows):
@@ -136,17 +128,10 @@ class Writer(threading.Thread):
         self.deleted = []
 
     def attempt(self, conn, sql, args):
-        for _attempt in range(50):
-            try:
-                with conn.cursor() as cur:
-                    return cur.execute(sql, args)
-            except pymysql.err.OperationalError as exc:
-                if exc.args[0] in RETRY_CODES:
-                    self.retries += 1
-                    time.sleep(0.002)
-                    continue
-                raise
-        raise AssertionError('writer gave up after 50 retries')
+        def run():
+            with conn.cursor() as cur:
+                return cur.execute(sql, args)
+        return with_retries(run, self)
 
     def run(self):
         try:
@@ -276,10 +261,5 @@ def resume(writers):
 
 
 def stop(writers):
-    for w in writers:
-        w.stop.set()
-    for w in writers:
-        w.join(30)
-    for w in writers:
-        assert w.error is None, 'writer failed: %r' % (w.error,)
+    join_writers(writers)
     return sum(w.ops for w in writers)

@@ -4,7 +4,6 @@ One migration changes five columns of one table at once (rename with a transform
 INT -> BIGINT, a split) plus an in-place widening, so every kind races the same writers in one short run.
 """
 import os
-import signal
 import threading
 import time
 
@@ -13,6 +12,7 @@ import pytest
 from zdt_lab import REPO_ROOT
 from zdt_lab import column_races as races
 from zdt_lab.modules import start_module
+from zdt_lab.sync_races import kill_when, wait_lock_released
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import SpecError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
@@ -146,26 +146,13 @@ def test_kill_mid_backfill_then_resume_exact(db, run_module):
     assert not run_module('mysql_expand', dict(db.params, migration=races.MIGRATION)).get('failed')
     args = dict(db.params, migration=races.MIGRATION, chunk_size=50, chunk_time=0.002)
     proc, path = start_module('mysql_trigger_sync', args)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            rows = races.execute(conn, 'SELECT COALESCE(SUM(rows_done), 0) FROM zdt_sync_progress') \
-                if races.execute(conn, "SHOW TABLES LIKE 'zdt_sync_progress'") else ((0,),)
-            if int(rows[0][0]) >= 3000:
-                break
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        os.unlink(path)
-    for _attempt in range(100):
-        if races.execute(conn, 'SELECT IS_USED_LOCK(%s)', ('zdt_backfill_%s_17' % db.name,))[0][0] is None:
-            break
-        time.sleep(0.05)
+
+    def copied_some():
+        if not races.execute(conn, "SHOW TABLES LIKE 'zdt_sync_progress'"):
+            return False
+        return int(races.execute(conn, 'SELECT COALESCE(SUM(rows_done), 0) FROM zdt_sync_progress')[0][0]) >= 3000
+    kill_when(proc, path, copied_some)
+    wait_lock_released(conn, 'zdt_backfill_%s_17' % db.name)
     state = races.execute(conn, 'SELECT sync_index, state FROM zdt_sync_progress ORDER BY sync_index')
     assert ('running',) in [(s,) for _i, s in state], state
     res = run_module('mysql_trigger_sync', dict(db.params, migration=races.MIGRATION))

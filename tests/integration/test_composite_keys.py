@@ -5,9 +5,7 @@ version writers race the whole module run, the new version writes holdings once 
 alter_column on the composite-keyed table races the same writers.
 """
 import json
-import os
 import random
-import signal
 import threading
 import time
 
@@ -15,6 +13,7 @@ import pymysql
 import pytest
 
 from zdt_lab.modules import start_module
+from zdt_lab.sync_races import kill_when, wait_lock_released
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
 from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_apply import apply_phase
@@ -144,25 +143,8 @@ def test_composite_key_kill_mid_backfill_then_resume(db, run_module):
     create(conn, 40000)
     assert not run_module('mysql_expand', dict(db.params, migration=MIGRATION)).get('failed')
     proc, path = start_module('mysql_trigger_sync', dict(db.params, migration=MIGRATION, chunk_size=50, chunk_time=0.002))
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            info = run_module('mysql_sync_info', dict(db.params, migration=MIGRATION))
-            if info['sync'][0]['backfill']['rows_done'] >= 2000:
-                break
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        os.unlink(path)
-    for _attempt in range(100):
-        if execute(conn, 'SELECT IS_USED_LOCK(%s)', ('zdt_backfill_%s_60' % db.name,))[0][0] is None:
-            break
-        time.sleep(0.05)
+    kill_when(proc, path, lambda: run_module('mysql_sync_info', dict(db.params, migration=MIGRATION))['sync'][0]['backfill']['rows_done'] >= 2000)
+    wait_lock_released(conn, 'zdt_backfill_%s_60' % db.name)
     checkpoint = execute(conn, 'SELECT last_key FROM zdt_sync_progress WHERE migration_id = 60 AND sync_index = 0')[0][0]
     assert len(json.loads(checkpoint)['key']) == 2
     res = run_module('mysql_trigger_sync', dict(db.params, migration=MIGRATION))
