@@ -193,3 +193,19 @@ def test_every_worked_example_runs_a_whole_cycle(db):
             assert sync_absent(db.connect(), db.name, mig)['changed'], name
         apply_phase(db.connect(), mig, 'contract', db.name)
     assert columns(conn) == ['id', 'handle', 'phone_number', 'email_lc', 'first_name', 'last_name']
+
+
+def test_rollback_after_the_sync_drops_the_new_columns_and_keeps_the_old_ones(db):
+    conn = db.connect()
+    races.create_customers(conn, 200)
+    before = races.execute(conn, 'SELECT * FROM customers ORDER BY id')
+    apply_phase(db.connect(), MIGRATION, 'expand', db.name)
+    sync_present(db.connect(), db.name, MIGRATION)
+    with pytest.raises(Exception) as err:     # the triggers still read the new columns
+        apply_phase(db.connect(), MIGRATION, 'rollback', db.name)
+    assert 'drop the sync triggers first' in str(err.value)
+    sync_absent(db.connect(), db.name, MIGRATION)
+    back = apply_phase(db.connect(), MIGRATION, 'rollback', db.name)
+    assert back.changed and len(back.statements) == 6      # the in-place widening of note is kept
+    assert columns(conn) == ['id', 'nick', 'email', 'phone', 'full_name', 'n', 'note']
+    assert [r[:6] for r in races.execute(conn, 'SELECT * FROM customers ORDER BY id')] == [r[:6] for r in before]
