@@ -172,11 +172,12 @@ def orphans(conn, database, table, fk):
 
 
 def refuse_orphans(conn, database, step, when):
+    """DatabaseError naming the orphans of an add_foreign_key ``step`` (a planned Step, or the Skip of a key that exists)."""
     fk = step.op.args['foreign_key']
     count, sample = orphans(conn, database, step.op.args['table'], fk)
     if count:
         raise DatabaseError('%s: %s: %d row(s) of %s reference no row of %s, e.g. %s; fix or delete them first'
-                            % (step.describe(), when, count, step.op.args['table'], fk.ref_table, ', '.join(sample)))
+                            % (step.op.describe(), when, count, step.op.args['table'], fk.ref_table, ', '.join(sample)))
 
 
 def _add_foreign_key(conn, database, step, lock_wait_timeout, ddl_retries, sleep, log):

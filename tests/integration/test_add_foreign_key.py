@@ -112,3 +112,21 @@ def test_orphans_written_while_the_key_was_added_drop_it_again(db, monkeypatch):
     execute(conn, 'DELETE FROM orders WHERE customer_id = 7777')
     assert schema_apply.apply_phase(db.connect(), mig, 'expand', db.name).changed
     assert foreign_keys(conn) == (('orders_customer_fk',),)
+
+
+def test_a_killed_run_that_added_the_key_counts_the_orphans_on_the_next_run(db):
+    """The step was recorded as running and the key exists (killed between the ALTER and the second count): the next run
+    counts the orphans before taking the key as done."""
+    conn = db.connect()
+    create(conn)
+    mig = parse_migration(MIGRATION)
+    schema_apply.apply_phase(db.connect(), mig, 'expand', db.name)
+    execute(conn, 'SET SESSION foreign_key_checks = 0')
+    execute(conn, 'INSERT INTO orders (customer_id, total) VALUES (6666, 0)')
+    execute(conn, 'SET SESSION foreign_key_checks = 1')
+    execute(conn, "UPDATE zdt_migration_step SET status = 'running' WHERE migration_id = 40")
+    execute(conn, "UPDATE zdt_migration_state SET status = 'running' WHERE migration_id = 40")
+    execute(conn, 'DELETE FROM changelog WHERE change_number = 40')
+    with pytest.raises(DatabaseError) as err:
+        schema_apply.apply_phase(db.connect(), mig, 'expand', db.name)
+    assert '(customer_id)=(6666)' in str(err.value) and foreign_keys(conn) == ()

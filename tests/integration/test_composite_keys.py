@@ -123,6 +123,8 @@ def test_composite_key_exact_with_writers_of_both_versions(db, run):
     try:
         time.sleep(0.2)
         apply_phase(db.connect(), parse_migration(MIGRATION), 'expand', db.name)
+        planned = sync_present(db.connect(), db.name, parse_migration(MIGRATION), check_mode=True)
+        assert planned['changed'] and planned['backfill']['rows_total'] >= 8000 and execute(conn, 'SHOW TRIGGERS') == ()
         result = sync_present(db.connect(), db.name, parse_migration(MIGRATION), chunk_size=50, chunk_time=0.005)
         assert result['verify']['mismatches'] == 0 and result['backfill']['chunks'] >= 20
         assert [e['backfill']['strategy'] for e in result['entries']] == ['values', 'update']

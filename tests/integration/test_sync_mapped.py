@@ -12,6 +12,9 @@ import time
 import pymysql
 import pytest
 
+from zdt_lab.modules import start_module
+from zdt_lab.sync_races import kill_when, wait_lock_released
+
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import SpecError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_runner import sync_present
@@ -145,6 +148,8 @@ def test_split_and_transform_exact_with_writers_of_both_versions(db, run):
         t.start()
     try:
         time.sleep(0.2)
+        planned = sync_present(db.connect(), db.name, parse_migration(MIGRATION), check_mode=True)
+        assert planned['changed'] and len(planned['created']) == 6 and execute(conn, 'SHOW TRIGGERS') == ()
         result = sync_present(db.connect(), db.name, parse_migration(MIGRATION), chunk_size=50, chunk_time=0.005)
         assert result['verify']['mismatches'] == 0 and result['backfill']['chunks'] >= 10
         assert result['entries'][0]['backfill']['strategy'] == 'values'
@@ -179,3 +184,17 @@ def test_mapped_expressions_and_rules_fail_naming_the_pair(db):
     with pytest.raises(SpecError) as err:
         parse_migration(dict(MIGRATION, sync=[dict(MIGRATION['sync'][0], columns=[pairs[0], dict(pairs[1], down='last_name')])]))
     assert err.value.field == 'sync[0].columns[1].down'
+
+
+def test_kill_mid_backfill_then_resume_exact(db, run_module):
+    conn = db.connect()
+    create(conn, 30000)
+    proc, path = start_module('mysql_trigger_sync', dict(db.params, migration=MIGRATION, chunk_size=50, chunk_time=0.002))
+    kill_when(proc, path, lambda: run_module('mysql_sync_info', dict(db.params, migration=MIGRATION))['sync'][0]['backfill']['rows_done'] >= 2000)
+    wait_lock_released(conn, 'zdt_backfill_%s_50' % db.name)
+    res = run_module('mysql_trigger_sync', dict(db.params, migration=MIGRATION))
+    assert not res.get('failed'), res
+    assert res['backfill']['resumed_from'] is not None and 0 < res['backfill']['rows_copied'] < 30000
+    assert res['verify']['mismatches'] == 0 and res['verify']['rows_checked'] == 30000
+    model = dict((r[0], ((r[1], r[2]), UNFILLED)) for r in execute(conn, 'SELECT id, full_name, email FROM people'))
+    assert differences(conn, model) == {}
