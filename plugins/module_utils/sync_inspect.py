@@ -71,6 +71,14 @@ def _check_mapped_pairs(spec, fcols, tcols):
         if m.writes_back and m.down is None and not fc['nullable'] and tc['nullable']:
             raise SpecError(m.field + '.down', 'column %s.%s is NOT NULL but %s.%s may be NULL: give a down that never yields NULL'
                             % (spec.from_table, m.from_column, spec.to_table, m.to_column))
+        if spec.kind == 'cross' and m.writes_back and m.down is None:
+            # as for plain pairs: what the new version writes must fit the old column (an alter_column's INT -> BIGINT copy
+            # back is allowed: the design leaves the range to the new version until the contract)
+            problem = capacity_problem(tc, fc)
+            if problem:
+                raise SpecError(m.field + '.down', 'without down the value is copied back, but column %s.%s: %s (%s.%s); give a '
+                                                   'down expression that fits' % (spec.from_table, m.from_column, problem,
+                                                                                  spec.to_table, m.to_column))
         if spec.kind == 'cross' and m.writes_back and not fc['nullable']:
             raise SpecError(m.field + '.from', 'column %s.%s is NOT NULL: deleting the new row sets it to NULL (make it nullable or '
                                                'use direction: forward)' % (spec.from_table, m.from_column))

@@ -180,6 +180,9 @@ def test_mapped_expressions_and_rules_fail_naming_the_pair(db):
     assert refused([pairs[0], pairs[1], dict(pairs[2], up='LOWER(mail)')]) == 'sync[0].columns[2].up'
     assert refused([dict(pairs[0], down='CONCAT(first_name, surname)'), pairs[1], pairs[2]]) == 'sync[0].columns[0].down'
     assert refused([pairs[0], pairs[1], dict(pairs[2], to='nope')]) == 'sync[0].columns[2].to'
+    # without down the new version's value is copied back: it must fit the old column
+    execute(conn, 'ALTER TABLE people ADD COLUMN nick VARCHAR(5) NULL')
+    assert refused([{'from': 'nick', 'to': 'last_name', 'up': 'UPPER(nick)'}]) == 'sync[0].columns[0].down'
     assert execute(conn, 'SHOW TRIGGERS') == ()
     with pytest.raises(SpecError) as err:
         parse_migration(dict(MIGRATION, sync=[dict(MIGRATION['sync'][0], columns=[pairs[0], dict(pairs[1], down='last_name')])]))
