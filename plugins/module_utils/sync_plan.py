@@ -137,9 +137,10 @@ class MappedPair(object):
 
 
 def default_sql(coldef, default):
-    """The SQL of a live column's default for :meth:`MappedPair.at_default`: ``default`` is what
-    :func:`schema_plan.live_default` read (or the ValueError it raised, as None); a NOT NULL column without a default
-    is filled with '' or 0 by the server."""
+    """The SQL of a live column's default for :meth:`MappedPair.at_default` (None: no single value stands for "not given").
+
+    ``default`` is what :func:`schema_plan.live_default` read; a NOT NULL column without a default is filled with ''
+    or 0 by the server when a statement does not name it."""
     if default is NO_DEFAULT:
         if coldef['nullable']:
             return 'NULL'
