@@ -46,7 +46,17 @@ Two more scenarios (``--scenario``), each with the same users, writer and migrat
   writer's p99 and errors during it, and the anti-join count of rows that differ from the old shape
   afterwards (exactness).
 
-Usage: .venv/bin/python benchmarks/bench_backfill.py [--scenario default|replica|lock-modes] [--rows 1000000] [--rate 1000]
+* ``alter-column``: an ``alter_column`` rename with an ``up`` transform on ``users`` itself
+  (``address_line_1`` -> ``street`` VARCHAR(120), ``up: UPPER(address_line_1)``, ``down: street``: the column the
+  writer updates).  Per round, each with the writer running and the new column added afresh: our same-table
+  triggers + backfill (expand, then mysql_trigger_sync without verify, timed: trigger creation and copy), a bare
+  chunked ``UPDATE users SET street = UPPER(address_line_1)`` over the same key ranges (no triggers: the floor, not
+  exact under writes), and the server's own online ways: ``ADD COLUMN ... AS (UPPER(address_line_1)) STORED`` with
+  ``ALGORITHM=INPLACE, LOCK=NONE`` (what the server says when it cannot) and an in-place rebuild of the table
+  (``ENGINE=InnoDB, ALGORITHM=INPLACE, LOCK=NONE``: what copying every row in place costs).  Printed: seconds,
+  rows/s, ours against the bare UPDATE, the writer's p50/p99/max and errors, and the rows not in sync right after ours.
+
+Usage: .venv/bin/python benchmarks/bench_backfill.py [--scenario default|replica|lock-modes|alter-column] [--rows 1000000] [--rate 1000]
        [--root DIR]
 """
 import argparse
@@ -63,6 +73,7 @@ from zdt_lab.replica_lag import LagMonitor
 from zdt_lab.sandbox import Sandbox
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_replicas import replicas_from_params
+from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_apply import apply_phase
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_runner import sync_absent, sync_present
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_inspect import inspect_all
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_verify import Verifier
@@ -624,9 +635,112 @@ def lock_mode_scenario(args):
                      ', '.join(str(r[kind].get('diff', '-')) for r in rounds)))
 
 
+ALTER_MIGRATION = {
+    'id': 17, 'description': 'Rename users.address_line_1 to street, upper-cased',
+    'expand': [{'alter_column': {'table': 'users', 'column': 'address_line_1', 'rename_to': 'street', 'type': 'VARCHAR(120)',
+                                 'up': 'UPPER(address_line_1)', 'down': 'street'}}]}
+NOT_IN_SYNC = 'SELECT COUNT(*) FROM users WHERE NOT (street <=> UPPER(address_line_1) OR address_line_1 <=> street)'
+
+
+def fresh_street(conn, db, mig):
+    """users without the sync and without ``street`` (an instant drop), then the expand's column (an instant add)."""
+    sync_absent(db.root_connect(DB), DB, mig)
+    if q(conn, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'users' "
+               "AND COLUMN_NAME = 'street'", (DB,))[0][0]:
+        q(conn, 'ALTER TABLE users DROP COLUMN street')
+    q(conn, 'DELETE FROM zdt_migration_step WHERE migration_id = 17') if q(conn, "SHOW TABLES LIKE 'zdt_migration_step'") else None
+    q(conn, 'DELETE FROM zdt_migration_state WHERE migration_id = 17') if q(conn, "SHOW TABLES LIKE 'zdt_migration_state'") else None
+    q(conn, 'DELETE FROM changelog WHERE change_number = 17') if q(conn, "SHOW TABLES LIKE 'changelog'") else None
+
+
+def bare_update(conn, rows_per_chunk):
+    """The floor: a chunked UPDATE over the primary key (chunks of ``rows_per_chunk`` keys found by walking the index, as
+    ours are), one autocommit statement per chunk, no triggers."""
+    lo = 0
+    while True:
+        found = q(conn, 'SELECT id FROM users WHERE id > %%s ORDER BY id LIMIT 1 OFFSET %d' % (rows_per_chunk - 1), (lo,))
+        hi = found[0][0] if found else None
+        if hi is None:
+            q(conn, 'UPDATE users SET street = UPPER(address_line_1) WHERE id > %s', (lo,))
+            return
+        q(conn, 'UPDATE users SET street = UPPER(address_line_1) WHERE id > %s AND id <= %s', (lo, hi))
+        lo = hi
+
+
+def alter_column_scenario(args):
+    sb, conn = seeded_sandbox(args, 'alter-column')
+    db = sb.mariadb
+    mig = parse_migration(ALTER_MIGRATION)
+    writer = AppWriter(db, args.rate, args.rows)
+    rounds = []
+    server_ways = {}
+    try:
+        writer.start()
+        time.sleep(3)
+        for i in range(args.rounds):
+            out = {}
+            for kind in ('ours', 'bare-update'):
+                fresh_street(conn, db, mig)
+                apply_phase(db.root_connect(DB), mig, 'expand', DB)
+                writer.set_phase(kind)
+                t0 = time.time()
+                if kind == 'ours':
+                    res = sync_present(db.root_connect(DB), DB, mig, verify=False, chunk_time=args.chunk_time)['backfill']
+                else:
+                    bare_update(conn, args.update_chunk)
+                    res = {}
+                seconds = time.time() - t0
+                writer.set_phase('between')
+                out[kind] = dict(seconds=seconds, backfill=res, app=writer.phase_stats(kind, seconds),
+                                 not_in_sync=q(conn, NOT_IN_SYNC)[0][0] if kind == 'ours' else '-')
+                writer.lat[kind], writer.errors[kind] = [], {}
+            rounds.append(out)
+            print('round %d: %s' % (i + 1, ', '.join('%s %.2fs' % (k, v['seconds']) for k, v in out.items())), flush=True)
+        fresh_street(conn, db, mig)
+        for kind, sql in (('inplace-generated', 'ALTER TABLE users ADD COLUMN street VARCHAR(120) AS (UPPER(address_line_1)) STORED, '
+                                                'ALGORITHM=INPLACE, LOCK=NONE'),
+                          ('inplace-rebuild', 'ALTER TABLE users ENGINE=InnoDB, ALGORITHM=INPLACE, LOCK=NONE')):
+            writer.set_phase(kind)
+            t0 = time.time()
+            try:
+                q(conn, sql)
+                refused = None
+            except pymysql.err.MySQLError as exc:
+                refused = '%s %s' % (exc.args[0], exc.args[1])
+            seconds = time.time() - t0
+            writer.set_phase('between')
+            server_ways[kind] = dict(seconds=seconds, refused=refused, app=writer.phase_stats(kind, seconds), sql=sql)
+            print('%s: %s' % (kind, 'refused: ' + refused if refused else '%.2fs' % seconds), flush=True)
+    finally:
+        writer.finish()
+        sb.stop_all()
+    print()
+    setting = (args.rows, args.rate, args.chunk_time, args.update_chunk, len(rounds))
+    print('== alter_column rename + up transform on users itself (%d rows; app writer at %d writes/s updating the old column; '
+          'chunk_time %.1f s; bare UPDATE chunks of %d keys; %d rounds)' % setting)
+    print('round  copy           seconds    rows/s  vs bare UPDATE | app p50  app p99  app max  errors | not in sync')
+    for i, out in enumerate(rounds, start=1):
+        for kind, r in out.items():
+            ratio = out['bare-update']['seconds'] / r['seconds']
+            print('%5d  %-12s %9.2f  %8.0f  %14.2f | %7.2f  %7.2f  %7.1f  %6d | %s %s'
+                  % (i, kind, r['seconds'], args.rows / r['seconds'], ratio, r['app']['p50_ms'], r['app']['p99_ms'], r['app']['max_ms'],
+                     r['app']['errors'], r['not_in_sync'], r['app']['error_codes'] or ''))
+    for kind, r in server_ways.items():
+        if r['refused']:
+            print('       %-17s refused by the server: %s' % (kind, r['refused']))
+        else:
+            print('       %-17s %9.2f  %8.0f  %14s | %7.2f  %7.2f  %7.1f  %6d |' % (
+                kind, r['seconds'], args.rows / r['seconds'], '-', r['app']['p50_ms'], r['app']['p99_ms'], r['app']['max_ms'],
+                r['app']['errors']))
+    print('ours: median %.0f rows/s, %.2fx the bare chunked UPDATE (median of the rounds\' ratios)'
+          % (median([args.rows / r['ours']['seconds'] for r in rounds]),
+             median([r['bare-update']['seconds'] / r['ours']['seconds'] for r in rounds])))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
-    ap.add_argument('--scenario', choices=['default', 'replica', 'lock-modes'], default='default')
+    ap.add_argument('--scenario', choices=['default', 'replica', 'lock-modes', 'alter-column'], default='default')
+    ap.add_argument('--update-chunk', type=int, default=2000, help='alter-column scenario: keys per bare UPDATE statement')
     ap.add_argument('--max-replica-lag', type=float, default=1.0, help='replica scenario: the module\'s max_replica_lag (s)')
     ap.add_argument('--lock-modes', default='1,2', help='lock-modes scenario: the innodb_autoinc_lock_mode values to compare')
     ap.add_argument('--replica-lock-mode', type=int, default=1, help='replica scenario: the primary\'s innodb_autoinc_lock_mode')
@@ -652,7 +766,7 @@ def main():
     if args.scenario != 'default':
         uptime = os.getloadavg()
         print('load average at start: %.2f %.2f %.2f' % uptime)
-        (replica_scenario if args.scenario == 'replica' else lock_mode_scenario)(args)
+        dict(replica=replica_scenario, **{'lock-modes': lock_mode_scenario, 'alter-column': alter_column_scenario})[args.scenario](args)
         print('load average at end: %.2f %.2f %.2f' % os.getloadavg())
         return
     sb = Sandbox(args.root, preferred_ports={})

@@ -6,7 +6,9 @@ A writer works on its own key subset (key % slots == slot): inserts, updates inc
 of deleted keys and, once ``backward`` is set, writes through the new shape; it retries deadlocks and lock wait
 timeouts as an application must.
 """
+import os
 import random
+import signal
 import threading
 import time
 
@@ -25,6 +27,46 @@ SAME = {
     'sync': [{'from': {'table': 'items', 'key': 'id', 'columns': ['old_name', 'qty']},
               'to': {'table': 'items', 'key': 'id', 'columns': ['new_name', 'quantity']}, 'direction': 'both'}],
 }
+
+
+def with_retries(fn, writer, attempts=50):
+    """``fn()``, retried as an application must on a deadlock or a lock wait timeout (counted in ``writer.retries``)."""
+    for _attempt in range(attempts):
+        try:
+            return fn()
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] in RETRY_CODES:
+                writer.retries += 1
+                time.sleep(0.002)
+                continue
+            raise
+    raise AssertionError('writer gave up after %d retries' % attempts)
+
+
+def kill_when(proc, args_path, reached, timeout=60):
+    """While the module process ``proc`` (zdt_lab.modules.start_module) runs, poll ``reached()`` until it is true, then
+    kill -9 the process; its args file is removed either way."""
+    try:
+        deadline = time.time() + timeout
+        while not reached():
+            assert proc.poll() is None, proc.communicate()
+            assert time.time() < deadline, 'the module never reached the point to kill it at'
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.unlink(args_path)
+
+
+def wait_lock_released(conn, name, timeout=5):
+    """Until the server noticed a killed client: its named lock is released with its connection."""
+    deadline = time.time() + timeout
+    while execute(conn, 'SELECT IS_USED_LOCK(%s)', (name,))[0][0] is not None:
+        assert time.time() < deadline, 'lock %s is still held' % name
+        time.sleep(0.05)
 
 
 def execute(conn, sql, args=None):
@@ -89,16 +131,7 @@ class Writer(threading.Thread):
         return '%s-%d-%d' % (prefix, self.slot, self.rng.randrange(10 ** 6))
 
     def attempt(self, conn, fn):
-        for _attempt in range(50):
-            try:
-                return fn(conn)
-            except pymysql.err.OperationalError as exc:
-                if exc.args[0] in RETRY_CODES:
-                    self.retries += 1
-                    time.sleep(0.002)
-                    continue
-                raise
-        raise AssertionError('writer gave up after 50 retries')
+        return with_retries(lambda: fn(conn), self)
 
     def run(self):
         try:
@@ -203,13 +236,18 @@ def start_writers(db, initial, kind, seed, backward, slots=2):
     return writers
 
 
-def stop_writers(writers):
+def join_writers(writers):
+    """Stop writer threads (each with ``stop`` and ``error``); AssertionError naming the first that failed."""
     for w in writers:
         w.stop.set()
     for w in writers:
         w.join(30)
     for w in writers:
         assert w.error is None, 'writer failed: %r' % (w.error,)
+
+
+def stop_writers(writers):
+    join_writers(writers)
     merged = {}
     for w in writers:
         merged.update(w.model)

@@ -20,12 +20,13 @@ import json
 import math
 import os
 import re
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import SpecError
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import (
     literal_text_problem, quote_identifier, sql_literal, validate_identifier)
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import BLOB_TYPES, NO_DEFAULT_TYPES, TEXT_TYPES, parse_type
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_expressions import expression_problem
 
 try:
     import yaml
@@ -84,11 +85,16 @@ ForeignKey = namedtuple('ForeignKey', 'name columns ref_table ref_columns on_del
 class Op(namedtuple('Op', 'kind args field')):
     """One expand/contract operation.
 
-    ``kind``: create_table | add_column | create_index | drop_index | drop_columns | drop_table | sql.
+    ``kind``: create_table | add_column | alter_column | add_foreign_key | create_index | drop_index | drop_columns | drop_table | sql.
     ``args`` (normalized): create_table {table, columns: [Column], primary_key: tuple, indexes: [Index],
-    foreign_keys: [ForeignKey]}; add_column {table, column: Column}; create_index {table, name, columns: tuple,
-    unique}; drop_index {table, name}; drop_columns {table, columns: tuple}; drop_table {table}; sql {up, down}.
-    ``field`` is its path, e.g. ``expand[0]``.
+    foreign_keys: [ForeignKey]}; add_column {table, column: Column}; alter_column {table, column, rename_to, type
+    (ColumnType or None), nullable (bool or None), default (raw value or NO_DEFAULT: checked against the type the new
+    column gets, known only from the live schema when ``type`` is omitted), charset, collation, up, down};
+    add_foreign_key {table, foreign_key: ForeignKey};
+    create_index {table, name, columns: tuple, unique}; drop_index {table, name}; drop_columns {table, columns: tuple};
+    drop_table {table}; sql {up, down}.
+    ``field`` is its path, e.g. ``expand[0]``; a contract step an ``alter_column`` implies (dropping the old column)
+    keeps the path of that op, e.g. ``expand[1].alter_column``.
     """
 
     __slots__ = ()
@@ -103,8 +109,12 @@ class Op(namedtuple('Op', 'kind args field')):
             what = a['table']
         elif self.kind == 'add_column':
             what = '%s.%s' % (a['table'], a['column'].name)
+        elif self.kind == 'alter_column':
+            what = '%s.%s%s' % (a['table'], a['column'], ' -> %s' % a['rename_to'] if a['rename_to'] else ' in place')
         elif self.kind in ('create_index', 'drop_index'):
             what = '%s on %s' % (a['name'], a['table'])
+        elif self.kind == 'add_foreign_key':
+            what = '%s on %s' % (a['foreign_key'].name, a['table'])
         elif self.kind == 'drop_columns':
             what = '%s.(%s)' % (a['table'], ', '.join(a['columns']))
         elif self.kind == 'drop_table':
@@ -114,14 +124,46 @@ class Op(namedtuple('Op', 'kind args field')):
         return '%s %s %s' % (self.field, self.kind, what)
 
 
-class SyncSpec(namedtuple('SyncSpec', 'index from_table from_key from_columns to_table to_key to_columns direction kind')):
-    """One ``sync`` entry. ``kind`` is ``cross`` (different tables) or ``same`` (one table)."""
+class Mapping(namedtuple('Mapping', 'from_column to_column up down writes_back field')):
+    """One mapped column pair: ``up`` (old row -> new value) and ``down`` (new row -> old value) are SQL expressions
+    (:mod:`sync_expressions`) or None (the value copied unchanged).  ``writes_back`` is False on the pairs of a split
+    that leave writing the old column to the one pair that gives ``down``.  ``field`` is the pair's path (its ``.up``
+    and ``.down`` name the expressions)."""
 
     __slots__ = ()
 
+
+class SyncSpec(namedtuple('SyncSpec', 'index from_table from_key from_columns to_table to_key to_columns direction kind '
+                                      'mappings origin')):
+    """One ``sync`` entry. ``kind`` is ``cross`` (different tables) or ``same`` (one table).
+
+    ``mappings``: a tuple of :class:`Mapping`, one per pair, when the pairs are mapped (expressions, a split); None
+    for plain pairs copied as they are.  ``origin``: the path of the
+    ``alter_column`` op an entry was derived from (its ``from_key`` is then None until the live primary key fills it),
+    None for an entry of the ``sync`` list.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, index, from_table, from_key, from_columns, to_table, to_key, to_columns, direction, kind,
+                mappings=None, origin=None):
+        return super(SyncSpec, cls).__new__(cls, index, from_table, from_key, from_columns, to_table, to_key, to_columns,
+                                            direction, kind, mappings, origin)
+
     @property
     def field(self):
-        return 'sync[%d]' % self.index
+        return self.origin or 'sync[%d]' % self.index
+
+    def column_field(self, side, j):
+        """The path of the ``j``-th column of ``side`` (from | to) in the migration file."""
+        if self.origin:
+            return '%s.%s' % (self.mappings[j].field, 'column' if side == 'from' else 'rename_to')
+        if self.mappings is not None:
+            return '%s.%s' % (self.mappings[j].field, side)
+        return '%s.%s.columns[%d]' % (self.field, side, j)
+
+    def key_field(self, side):
+        return '%s.table' % self.field if self.origin else '%s.%s.key' % (self.field, side)
 
     @property
     def pairs(self):
@@ -264,6 +306,11 @@ def _default(value, ctype, nullable, field):
     return value
 
 
+def validate_default(value, ctype, nullable, field):
+    """A ``default`` checked against a column type (the planner's, when the type is the live column's)."""
+    return _default(value, ctype, nullable, field)
+
+
 COLUMN_KEYS = ('name', 'type', 'nullable', 'default', 'auto_increment', 'charset', 'collation')
 
 
@@ -311,7 +358,7 @@ def _parse_fk(data, field, column_names):
     name = _ident(data['name'], _join(field, 'name'))
     cols = _ident_list(data['columns'], _join(field, 'columns'))
     for i, c in enumerate(cols):
-        if c.lower() not in column_names:
+        if column_names is not None and c.lower() not in column_names:
             raise SpecError('%s.columns[%d]' % (field, i), 'column %r is not defined in this table' % c)
     ref_field = _join(field, 'references')
     ref = _mapping(data['references'], ref_field, required=('table', 'columns'))
@@ -409,6 +456,60 @@ def _parse_add_column(args, field):
     return {'table': table, 'column': column}
 
 
+def _expression(value, field):
+    """An ``up`` / ``down`` SQL expression (the documented escape hatch), checked on its text here, by the server later."""
+    problem = expression_problem(value)
+    if problem:
+        raise SpecError(field, problem)
+    return value.strip()
+
+
+ALTER_COLUMN_KEYS = ('rename_to', 'type', 'nullable', 'default', 'charset', 'collation', 'up', 'down')
+
+
+def _parse_alter_column(args, field):
+    _mapping(args, field, required=('table', 'column'), optional=ALTER_COLUMN_KEYS)
+    table = _ident(args['table'], _join(field, 'table'))
+    column = _ident(args['column'], _join(field, 'column'))
+    rename_to = None
+    if args.get('rename_to') is not None:
+        rename_to = _ident(args['rename_to'], _join(field, 'rename_to'))
+        if rename_to.lower() == column.lower():
+            raise SpecError(_join(field, 'rename_to'), 'must differ from column (omit rename_to to change the column in place)')
+    ctype = parse_type(args['type'], _join(field, 'type')) if args.get('type') is not None else None
+    nullable = _bool(args.get('nullable'), _join(field, 'nullable'), None)
+    default = NO_DEFAULT
+    if 'default' in args:
+        default = args['default']
+        if ctype is not None:   # else checked against the live column's type by the planner
+            default = _default(default, ctype, nullable is not False, _join(field, 'default'))
+    result = {'table': table, 'column': column, 'rename_to': rename_to, 'type': ctype, 'nullable': nullable, 'default': default,
+              'charset': None, 'collation': None, 'up': None, 'down': None}
+    for key in ('charset', 'collation'):
+        if args.get(key) is not None:
+            if ctype is not None and not ctype.takes_charset:
+                raise SpecError(_join(field, key), '%s only applies to CHAR, VARCHAR, TEXT and ENUM columns' % key)
+            result[key] = _ident(args[key], _join(field, key))
+    for key in ('up', 'down'):
+        if args.get(key) is not None:
+            if rename_to is None:
+                raise SpecError(_join(field, key), 'an in-place change takes no expressions; give rename_to to add a new column '
+                                                   'that the triggers fill through up and down')
+            result[key] = _expression(args[key], _join(field, key))
+    if rename_to is None and ctype is None and nullable is None and default is NO_DEFAULT and not result['charset'] \
+            and not result['collation']:
+        raise SpecError(field, 'changes nothing: give rename_to, or type, nullable or default for an in-place change')
+    return result
+
+
+def _parse_add_foreign_key(args, field):
+    """A foreign key added to an existing table (the live columns are checked by the planner)."""
+    _mapping(args, field, required=('table', 'name', 'columns', 'references'), optional=('on_delete', 'on_update'))
+    table = _ident(args['table'], _join(field, 'table'))
+    fk = _parse_fk(dict((k, v) for k, v in args.items() if k != 'table'), field, None)
+    return {'table': table, 'foreign_key': fk}
+
+
 def _parse_create_index(args, field):
     _mapping(args, field, required=('table', 'name', 'columns'), optional=('unique',))
     return {'table': _ident(args['table'], _join(field, 'table')),
@@ -444,8 +545,8 @@ def _parse_sql(args, field, phase):
 
 
 OP_PARSERS = {
-    'expand': {'create_table': _parse_create_table, 'add_column': _parse_add_column,
-               'create_index': _parse_create_index, 'sql': None},
+    'expand': {'create_table': _parse_create_table, 'add_column': _parse_add_column, 'alter_column': _parse_alter_column,
+               'add_foreign_key': _parse_add_foreign_key, 'create_index': _parse_create_index, 'sql': None},
     'contract': {'drop_columns': _parse_drop_columns, 'create_index': _parse_create_index,
                  'drop_index': _parse_drop_index, 'drop_table': _parse_drop_table, 'sql': None},
 }
@@ -483,6 +584,13 @@ def _check_op_sequence(ops, phase):
             if t in created:
                 raise SpecError(op.field + '.create_table.table', 'table %r is created twice in %s' % (t, phase))
             created[t] = op
+    seen_fk = {}
+    for op in ops:
+        if op.kind == 'add_foreign_key':
+            key = (op.args['table'], op.args['foreign_key'].name.lower())
+            if key in seen_fk:
+                raise SpecError(op.field + '.add_foreign_key.name', 'foreign key %r on %r is added twice' % (key[1], key[0]))
+            seen_fk[key] = op
     seen_idx = {}
     for op in ops:
         if op.kind == 'create_index':
@@ -492,10 +600,141 @@ def _check_op_sequence(ops, phase):
             seen_idx[key] = op
 
 
-def _parse_endpoint(data, field):
+def _alter_column_groups(expand):
+    """The renaming ``alter_column`` ops of an expand grouped by the old column they read: (table, column) -> [op].
+
+    Checks what only the whole list shows: a new column named twice or already added by add_column, an old column
+    that is another op's new column (chains), and a split (several ops on one column) whose ``down`` is not given by
+    exactly one of them (both would write the old column)."""
+    groups = OrderedDict()
+    new_columns = {}
+    for op in expand:
+        if op.kind == 'add_column':
+            new_columns[(op.args['table'], op.args['column'].name.lower())] = op.field + '.add_column.column.name'
+    for op in expand:
+        if op.kind != 'alter_column':
+            continue
+        a = op.args
+        field = op.field + '.alter_column'
+        if a['rename_to'] is None:
+            continue
+        key = (a['table'], a['rename_to'].lower())
+        if key in new_columns:
+            raise SpecError(field + '.rename_to', 'column %s.%s is already added by %s' % (a['table'], a['rename_to'], new_columns[key]))
+        new_columns[key] = field + '.rename_to'
+        groups.setdefault((a['table'], a['column'].lower()), []).append(op)
+    for op in expand:
+        if op.kind == 'alter_column' and (op.args['table'], op.args['column'].lower()) in new_columns:
+            made_by = new_columns[(op.args['table'], op.args['column'].lower())]
+            raise SpecError(op.field + '.alter_column.column', 'column %s.%s is a new column of this migration (%s); change a column '
+                                                               'in a later migration' % (op.args['table'], op.args['column'], made_by))
+    in_place = set()
+    for op in expand:
+        if op.kind == 'alter_column' and op.args['rename_to'] is None:
+            key = (op.args['table'], op.args['column'].lower())
+            if key in groups or key in in_place:
+                raise SpecError(op.field + '.alter_column.column', 'column %s.%s is changed by another alter_column too'
+                                % (op.args['table'], op.args['column']))
+            in_place.add(key)
+    for ops in groups.values():
+        if len(ops) == 1:
+            a = ops[0].args
+            if a['up'] is not None and a['down'] is None and a['type'] is not None:
+                raise SpecError(ops[0].field + '.alter_column.down',
+                                'up without down is refused when the type changes: give the expression that turns a new value back '
+                                'into the old column')
+            continue
+        with_down = [op for op in ops if op.args['down'] is not None]
+        if len(with_down) != 1:
+            field = (with_down[1] if with_down else ops[0]).field + '.alter_column.down'
+            raise SpecError(field, 'column %s.%s is split into %s: give down on exactly one of them (it writes the old column '
+                                   'back from all the new ones)' % (ops[0].args['table'], ops[0].args['column'],
+                                                                    ', '.join(op.args['rename_to'] for op in ops)))
+    return groups
+
+
+def _alter_column_syncs(groups, first_index):
+    """One same-table sync entry per renamed (or split) old column, indexed after the ``sync`` list's entries."""
+    result = []
+    for n, ((table, _lower), ops) in enumerate(groups.items()):
+        single = len(ops) == 1
+        mappings = tuple(Mapping(op.args['column'], op.args['rename_to'], op.args['up'], op.args['down'],
+                                 single or op.args['down'] is not None, op.field + '.alter_column') for op in ops)
+        column = ops[0].args['column']
+        result.append(SyncSpec(first_index + n, table, None, tuple(column for _op in ops), table, None,
+                               tuple(op.args['rename_to'] for op in ops), 'both', 'same', mappings, ops[0].field + '.alter_column'))
+    return result
+
+
+def _alter_column_contract(groups, contract):
+    """The contract steps the renames imply: drop each old column, unless the contract drops it (or its table) itself."""
+    dropped = set()
+    for op in contract:
+        if op.kind == 'drop_columns':
+            dropped.update((op.args['table'], c.lower()) for c in op.args['columns'])
+        elif op.kind == 'drop_table':
+            dropped.add((op.args['table'], None))
+    result = []
+    for (table, lower), ops in groups.items():
+        if (table, lower) in dropped or (table, None) in dropped:
+            continue
+        result.append(Op('drop_columns', {'table': table, 'columns': (ops[0].args['column'],)}, ops[0].field + '.alter_column'))
+    return result
+
+
+def _parse_key(value, field):
+    """A ``key``: one column name, or a list of them (a composite primary key; then a tuple)."""
+    if isinstance(value, list):
+        names = _ident_list(value, field)
+        return names if len(names) > 1 else names[0]
+    return _ident(value, field)
+
+
+def key_names(key):
+    """The column names of a key (one, or several for a composite key)."""
+    return tuple(key) if isinstance(key, (list, tuple)) else (key,)
+
+
+def _parse_endpoint(data, field, mapped=False):
+    """(table, key, columns) of a ``from`` / ``to``; with entry-level ``columns`` (mapped) an endpoint names no columns."""
+    if mapped:
+        _mapping(data, field, required=('table', 'key'))
+        return _ident(data['table'], _join(field, 'table')), _parse_key(data['key'], _join(field, 'key')), ()
     _mapping(data, field, required=('table', 'key', 'columns'))
-    return (_ident(data['table'], _join(field, 'table')), _ident(data['key'], _join(field, 'key')),
+    return (_ident(data['table'], _join(field, 'table')), _parse_key(data['key'], _join(field, 'key')),
             _ident_list(data['columns'], _join(field, 'columns')))
+
+
+def _parse_mapped_pairs(value, field, direction):
+    """Entry-level ``columns`` of a cross-table entry: [{from, to, up, down}] -> (from columns, to columns, mappings).
+
+    A split (several pairs from one old column) gives ``down`` on exactly one pair: it writes the old column back
+    from the new row; two would both write it."""
+    if not isinstance(value, list) or not value:
+        raise SpecError(field, 'must be a non-empty list of {from, to, up, down} pairs')
+    pairs = []
+    for j, data in enumerate(value):
+        pfield = '%s[%d]' % (field, j)
+        _mapping(data, pfield, required=('from', 'to'), optional=('up', 'down'))
+        source = _ident(data['from'], _join(pfield, 'from'))
+        target = _ident(data['to'], _join(pfield, 'to'))
+        up = _expression(data['up'], _join(pfield, 'up')) if data.get('up') is not None else None
+        down = _expression(data['down'], _join(pfield, 'down')) if data.get('down') is not None else None
+        if down is not None and direction != 'both':
+            raise SpecError(_join(pfield, 'down'), "down writes the old table back: it needs direction 'both'")
+        pairs.append((source, target, up, down, pfield))
+    mappings = []
+    for j, (source, target, up, down, pfield) in enumerate(pairs):
+        group = [p for p in pairs if p[0].lower() == source.lower()]
+        if len(group) > 1 and direction == 'both':
+            with_down = [p for p in group if p[3] is not None]
+            if len(with_down) != 1:
+                raise SpecError(_join((with_down[1] if with_down else group[0])[4], 'down'),
+                                'column %s is split into %s: give down on exactly one of the pairs (it writes the old column back '
+                                'from all of them)' % (source, ', '.join(p[1] for p in group)))
+        writes_back = direction == 'both' and (len(group) == 1 or down is not None)
+        mappings.append(Mapping(source, target, up, down, writes_back, pfield))
+    return tuple(m.from_column for m in mappings), tuple(m.to_column for m in mappings), tuple(mappings)
 
 
 def _parse_sync(value):
@@ -507,24 +746,34 @@ def _parse_sync(value):
     targets = {}
     for i, item in enumerate(value):
         field = 'sync[%d]' % i
-        _mapping(item, field, required=('from', 'to'), optional=('direction',))
-        ft, fk, fc = _parse_endpoint(item['from'], field + '.from')
-        tt, tk, tc = _parse_endpoint(item['to'], field + '.to')
-        if len(fc) != len(tc):
-            raise SpecError(field + '.to.columns', 'must list as many columns as from.columns (%d, got %d); columns pair up by position'
-                            % (len(fc), len(tc)))
+        _mapping(item, field, required=('from', 'to'), optional=('direction', 'columns'))
+        mapped = item.get('columns') is not None
+        ft, fk, fc = _parse_endpoint(item['from'], field + '.from', mapped)
+        tt, tk, tc = _parse_endpoint(item['to'], field + '.to', mapped)
         direction = item.get('direction', 'both')
         if direction is None:
             direction = 'both'
         if direction not in ('forward', 'both'):
             raise SpecError(field + '.direction', "must be 'forward' or 'both', got %r" % (direction,))
+        mappings = None
+        if mapped:
+            if ft == tt:
+                raise SpecError(field + '.columns', 'mapped columns are for a cross-table entry; change a column of one table '
+                                                    'with an alter_column op')
+            fc, tc, mappings = _parse_mapped_pairs(item['columns'], field + '.columns', direction)
+        elif len(fc) != len(tc):
+            raise SpecError(field + '.to.columns', 'must list as many columns as from.columns (%d, got %d); columns pair up by position'
+                            % (len(fc), len(tc)))
+        if len(key_names(fk)) != len(key_names(tk)):
+            raise SpecError(field + '.to.key', 'must list as many columns as from.key (%d)' % len(key_names(fk)))
+        probe = SyncSpec(i, ft, fk, fc, tt, tk, tc, direction, 'cross', mappings)
         for side, key, cols in (('from', fk, fc), ('to', tk, tc)):
             for j, c in enumerate(cols):
-                if c.lower() == key.lower():
-                    raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'the key column %r cannot be a synced column' % c)
+                if c.lower() in [k.lower() for k in key_names(key)]:
+                    raise SpecError(probe.column_field(side, j), 'the key column %r cannot be a synced column' % c)
         kind = 'same' if ft == tt else 'cross'
         if kind == 'same':
-            if fk.lower() != tk.lower():
+            if [k.lower() for k in key_names(fk)] != [k.lower() for k in key_names(tk)]:
                 raise SpecError(field + '.to.key', 'a same-table sync uses the primary key on both sides (from.key is %r)' % fk)
             lower_from = set(c.lower() for c in fc)
             for j, c in enumerate(tc):
@@ -533,9 +782,9 @@ def _parse_sync(value):
         for j, c in enumerate(tc):
             tkey = (tt, c.lower())
             if tkey in targets:
-                raise SpecError('%s.to.columns[%d]' % (field, j), 'column %s.%s is already a target of %s' % (tt, c, targets[tkey]))
+                raise SpecError(probe.column_field('to', j), 'column %s.%s is already a target of %s' % (tt, c, targets[tkey]))
             targets[tkey] = field
-        result.append(SyncSpec(i, ft, fk, fc, tt, tk, tc, direction, kind))
+        result.append(SyncSpec(i, ft, fk, fc, tt, tk, tc, direction, kind, mappings))
     return result
 
 
@@ -586,4 +835,7 @@ def parse_migration(data, source=None):
     _check_op_sequence(expand, 'expand')
     _check_op_sequence(contract, 'contract')
     sync = _parse_sync(data.get('sync'))
+    groups = _alter_column_groups(expand)
+    sync.extend(_alter_column_syncs(groups, len(sync)))
+    contract.extend(_alter_column_contract(groups, contract))
     return Migration(mid, description, expand, sync, contract, canonical_checksum(data), source)

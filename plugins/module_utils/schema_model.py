@@ -14,14 +14,17 @@ import re
 from collections import OrderedDict
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_inspect
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_connection import query
 
 
 class TableModel(object):
     """What the planner knows about one table: columns, indexes, foreign keys (names compared case-insensitively)."""
 
-    def __init__(self, name, columns=(), indexes=None, foreign_keys=None):
+    def __init__(self, name, columns=(), indexes=None, foreign_keys=None, column_defs=None):
         self.name = name
         self.columns = OrderedDict((c.lower(), c) for c in columns)
+        # lower name -> the live definition (mysql_inspect.columns, plus collation and comment); empty for a planned table
+        self.column_defs = dict((k.lower(), v) for k, v in (column_defs or {}).items())
         self.indexes = OrderedDict()   # lower name -> {'name', 'columns': [..], 'unique'}
         for iname, spec in (indexes or {}).items():
             self.indexes[iname.lower()] = dict(name=iname, columns=list(spec['columns']), unique=bool(spec.get('unique')))
@@ -105,8 +108,14 @@ def load_model(conn, database, table_names):
     for name in names:
         if not mysql_inspect.table_exists(conn, database, name):
             continue
-        tables[name] = TableModel(name, list(mysql_inspect.columns(conn, database, name)), mysql_inspect.indexes(conn, database, name),
-                                  mysql_inspect.foreign_keys(conn, database, name))
+        defs = mysql_inspect.columns(conn, database, name)
+        for cname, collation, comment in query(
+                conn, 'SELECT COLUMN_NAME, COLLATION_NAME, COLUMN_COMMENT FROM information_schema.COLUMNS '
+                      'WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s', (database, name)):
+            if cname in defs:
+                defs[cname].update(collation=collation, comment=comment or '')
+        tables[name] = TableModel(name, list(defs), mysql_inspect.indexes(conn, database, name),
+                                  mysql_inspect.foreign_keys(conn, database, name), defs)
         # another schema's referencing table is named with its schema: no table of this plan can be it
         inbound[name] = [(fk['table'] if fk['schema'] == database else '%s.%s' % (fk['schema'], fk['table']), fk['name'], fk['ref_columns'])
                          for fk in mysql_inspect.referencing_foreign_keys(conn, database, name)]
@@ -122,4 +131,6 @@ def tables_of(migration, phase):
             names.add(op.args['table'])
         for fk in op.args.get('foreign_keys') or ():
             names.add(fk.ref_table)
+        if op.args.get('foreign_key'):
+            names.add(op.args['foreign_key'].ref_table)
     return names

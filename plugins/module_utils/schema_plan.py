@@ -16,9 +16,13 @@ import re
 from collections import OrderedDict, namedtuple
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError, SpecError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import (
+    CURRENT_TIMESTAMP, NO_DEFAULT, Column, validate_default)
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import parse_type
 from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_model import TableModel, triggers_referencing
 from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_sql import (
-    INPLACE, INSTANT, add_column_sql, create_index_sql, create_table_sql, drop_columns_sql, drop_index_sql, drop_table_sql)
+    INPLACE, INSTANT, add_column_sql, add_foreign_key_sql, create_index_sql, create_table_sql, drop_columns_sql,
+    drop_foreign_key_sql, drop_index_sql, drop_table_sql, modify_column_sql)
 
 PHASES = ('expand', 'contract', 'rollback')
 
@@ -125,6 +129,189 @@ def _plan_add_column(model, op, phase, index, steps, skipped):
     fallback = add_column_sql(a['table'], col, INPLACE) if algorithm == INSTANT else None
     steps.append(Step(phase, index, op, add_column_sql(a['table'], col, algorithm), fallback, (a['table'],), 'add_column'))
     t.columns[col.name.lower()] = col.name
+
+
+_NUMBER_RE = re.compile(r'^-?\d+(\.\d+)?\Z')
+_CURRENT_TIMESTAMP_RE = re.compile(r'^current_timestamp(\(\d*\))?\Z', re.I)
+
+
+def live_default(coldef):
+    """The live column's default as a migration file would write it: NO_DEFAULT, None (NULL), CURRENT_TIMESTAMP, a number or a
+    string; raises ValueError for an expression default (information_schema shows MariaDB's SQL text of the default)."""
+    text = coldef.get('default')
+    if text is None:
+        return NO_DEFAULT
+    if text.upper() == 'NULL':
+        return None
+    if len(text) >= 2 and text[0] == "'" and text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    if _CURRENT_TIMESTAMP_RE.match(text):
+        return CURRENT_TIMESTAMP
+    if _NUMBER_RE.match(text):
+        return int(text) if '.' not in text else text
+    raise ValueError('expression default %s' % text)
+
+
+def new_column(op, coldef, name):
+    """The Column an alter_column gives its new (or changed) column: what the op states, else the live column's."""
+    a = op.args
+    field = op.field + '.alter_column'
+    if coldef.get('generated') or 'auto_increment' in (coldef.get('extra') or ''):
+        raise _fail(op, 'column %s.%s is generated or AUTO_INCREMENT: it cannot be changed online' % (a['table'], a['column']),
+                    'alter_column.column')
+    ctype = a['type']
+    if ctype is None:
+        try:
+            ctype = parse_type(coldef['column_type'], field + '.type')
+        except SpecError:
+            raise SpecError(field + '.type', 'the live type %s of %s.%s is outside the migration grammar: state the type'
+                            % (coldef['column_type'], a['table'], a['column']))
+    nullable = coldef['nullable'] if a['nullable'] is None else a['nullable']
+    default = a['default']
+    if default is NO_DEFAULT:
+        try:
+            default = live_default(coldef)
+        except ValueError as exc:
+            raise SpecError(field + '.default', 'the live column %s.%s has an %s: state the default' % (a['table'], a['column'], exc))
+        if default is None and not nullable:
+            default = NO_DEFAULT
+        try:
+            default = validate_default(default, ctype, nullable, field + '.default') if default is not NO_DEFAULT else NO_DEFAULT
+        except SpecError as exc:
+            raise SpecError(field + '.default', 'the live default does not suit the new column (%s): state the default' % exc.message)
+    elif a['type'] is None:
+        default = validate_default(default, ctype, nullable, field + '.default')
+    charset = collation = None
+    if ctype.takes_charset:
+        same_family = coldef.get('charset') is not None
+        charset = a['charset'] or (coldef.get('charset') if same_family else None)
+        collation = a['collation'] or (coldef.get('collation') if same_family and not a['charset'] else None)
+    return Column(name, ctype, nullable, default, False, charset, collation)
+
+
+def _type_widening_problem(coldef, ctype):
+    """Why changing the live column's type to ``ctype`` in place is not a widening (None when it is)."""
+    live = parse_type(coldef['column_type'])
+    if live.name != ctype.name:
+        return 'the type changes from %s to %s' % (live.sql(), ctype.sql())
+    if ctype.name in ('CHAR', 'VARCHAR'):
+        if ctype.length < live.length:
+            return '%s is shorter than %s' % (ctype.sql(), live.sql())
+        if ctype.name == 'CHAR' and ctype.length != live.length:
+            return 'a CHAR length change rewrites the table'
+    elif ctype.name == 'ENUM':
+        if tuple(ctype.values[:len(live.values)]) != tuple(live.values):
+            return 'ENUM values may only be appended'
+    elif ctype.is_integer:
+        if ctype.unsigned != live.unsigned:
+            return 'the type changes from %s to %s' % (live.sql(), ctype.sql())
+    elif ctype.sql() != live.sql():
+        return 'the type changes from %s to %s' % (live.sql(), ctype.sql())
+    return None
+
+
+def _widening_problem(coldef, target):
+    """Why changing the live column to ``target`` in place is not a widening (None when it is)."""
+    if coldef['nullable'] and not target.nullable:
+        return 'NULL -> NOT NULL narrows the column'
+    problem = _type_widening_problem(coldef, target.type)
+    if problem:
+        return problem
+    if (target.charset or coldef.get('charset')) != coldef.get('charset') or (target.collation or coldef.get('collation')) != coldef.get('collation'):
+        return 'the character set or collation changes'
+    if 'on update' in (coldef.get('extra') or ''):
+        return 'the column has ON UPDATE, which an in-place change would drop'
+    return None
+
+
+def _same_definition(coldef, target):
+    live = parse_type(coldef['column_type'])
+    try:
+        default = live_default(coldef)
+    except ValueError:
+        return False
+    if default is None and not coldef['nullable']:
+        default = NO_DEFAULT
+    want = target.default
+    return (_type_widening_problem(coldef, target.type) is None and live.sql().split('(')[0] == target.type.sql().split('(')[0]
+            and (live.length == target.type.length or live.is_integer) and coldef['nullable'] == target.nullable
+            and (default is NO_DEFAULT) == (want is NO_DEFAULT) and str(default) == str(want))
+
+
+def _plan_alter_column(model, op, phase, index, steps, skipped):
+    a = op.args
+    t = _need_table(model, op, a['table'])
+    if not t.has_column(a['column']):
+        raise _fail(op, 'column %s.%s does not exist' % (a['table'], a['column']), 'alter_column.column')
+    coldef = t.column_defs.get(a['column'].lower())
+    if coldef is None:
+        raise _fail(op, 'table %s is created by this migration: define the column there' % a['table'], 'alter_column.table')
+    primary = t.indexes.get('primary')
+    if primary and a['column'].lower() in [c.lower() for c in primary['columns']]:
+        raise _fail(op, 'column %s.%s is in the primary key, which the sync triggers and the backfill key rows by'
+                    % (a['table'], a['column']), 'alter_column.column')
+    if a['rename_to'] is not None:
+        if t.has_column(a['rename_to']):
+            skipped.append(Skip(phase, index, op, 'column %s.%s exists' % (a['table'], a['rename_to'])))
+            return
+        col = new_column(op, coldef, a['rename_to'])
+        algorithm = INSTANT if model.instant_add_column() else INPLACE
+        fallback = add_column_sql(a['table'], col, INPLACE) if algorithm == INSTANT else None
+        steps.append(Step(phase, index, op, add_column_sql(a['table'], col, algorithm), fallback, (a['table'],), 'add_column'))
+        t.columns[col.name.lower()] = col.name
+        return
+    problem = _type_widening_problem(coldef, a['type']) if a['type'] is not None else None
+    if problem:
+        raise _fail(op, 'an in-place change must widen what the column accepts (%s); give rename_to to add a new column '
+                        'the triggers keep equal' % problem)
+    col = new_column(op, coldef, coldef['name'])
+    if _same_definition(coldef, col):
+        skipped.append(Skip(phase, index, op, 'column %s.%s already has this definition' % (a['table'], a['column'])))
+        return
+    problem = _widening_problem(coldef, col)
+    if problem:
+        raise _fail(op, 'an in-place change must widen what the column accepts (%s); give rename_to to add a new column '
+                        'the triggers keep equal' % problem)
+    if coldef.get('comment'):
+        raise _fail(op, 'column %s.%s has a comment an in-place change would drop; give rename_to' % (a['table'], a['column']))
+    statement = modify_column_sql(a['table'], col, INSTANT)
+    steps.append(Step(phase, index, op, statement, modify_column_sql(a['table'], col, INPLACE), (a['table'],), 'modify_column'))
+
+
+def _plan_add_foreign_key(model, op, phase, index, steps, skipped):
+    a = op.args
+    fk = a['foreign_key']
+    sub = 'add_foreign_key'
+    t = _need_table(model, op, a['table'])
+    _need_columns(op, t, fk.columns, 'columns')
+    existing = t.foreign_keys.get(fk.name.lower())
+    if existing is not None:
+        same = ([c.lower() for c in existing['columns']] == [c.lower() for c in fk.columns] and existing['ref_table'] == fk.ref_table
+                and [c.lower() for c in existing['ref_columns']] == [c.lower() for c in fk.ref_columns])
+        if not same:
+            raise _fail(op, 'foreign key %s on %s exists with a different definition' % (fk.name, a['table']), sub + '.name')
+        skipped.append(Skip(phase, index, op, 'foreign key %s on %s exists' % (fk.name, a['table'])))
+        return
+    ref = t if fk.ref_table == a['table'] else model.table(fk.ref_table)
+    if ref is None:
+        raise _fail(op, 'referenced table %s does not exist' % fk.ref_table, sub + '.references.table')
+    for j, c in enumerate(fk.ref_columns):
+        if not ref.has_column(c):
+            raise _fail(op, 'referenced column %s.%s does not exist' % (fk.ref_table, c), '%s.references.columns[%d]' % (sub, j))
+    if ref.index_with_prefix(fk.ref_columns) is None:
+        raise _fail(op, 'referenced columns %s.(%s) are not the leading columns of an index' % (fk.ref_table, ', '.join(fk.ref_columns)),
+                    sub + '.references.columns')
+    if 'SET NULL' in (fk.on_delete, fk.on_update):
+        for j, c in enumerate(fk.columns):
+            coldef = t.column_defs.get(c.lower())
+            if coldef is not None and not coldef['nullable']:
+                raise _fail(op, 'SET NULL needs nullable columns (%s.%s is NOT NULL)' % (a['table'], c), '%s.columns[%d]' % (sub, j))
+    steps.append(Step(phase, index, op, add_foreign_key_sql(a['table'], fk), None, (a['table'], fk.ref_table), 'add_foreign_key'))
+    t.foreign_keys[fk.name.lower()] = dict(name=fk.name, columns=list(fk.columns), ref_table=fk.ref_table, ref_columns=list(fk.ref_columns))
+    if t.index_with_prefix(fk.columns) is None:
+        t.indexes[fk.name.lower()] = dict(name=fk.name, columns=list(fk.columns), unique=False)   # InnoDB adds it
+    if fk.ref_table != a['table']:
+        model.inbound_fks.setdefault(fk.ref_table, []).append((a['table'], fk.name, list(fk.ref_columns)))
 
 
 def _plan_create_index(model, op, phase, index, steps, skipped):
@@ -240,6 +427,10 @@ def plan_steps(model, migration, phase, step_status=None, changelog_done=False):
                 _plan_create_table(model, op, phase, i, steps, skipped)
             elif op.kind == 'add_column':
                 _plan_add_column(model, op, phase, i, steps, skipped)
+            elif op.kind == 'alter_column':
+                _plan_alter_column(model, op, phase, i, steps, skipped)
+            elif op.kind == 'add_foreign_key':
+                _plan_add_foreign_key(model, op, phase, i, steps, skipped)
             elif op.kind == 'create_index':
                 _plan_create_index(model, op, phase, i, steps, skipped)
             elif op.kind == 'sql':
@@ -309,13 +500,31 @@ def _plan_rollback(model, migration, step_status, changelog_done, steps, skipped
                 continue
             steps.append(_drop_table_step(model, op, 'rollback', i, a['table'], 'drop_table', rollback=True))
             dropped_tables.add(a['table'])
-        elif op.kind == 'add_column':
+        elif op.kind in ('add_column', 'alter_column'):
+            name = a['column'].name if op.kind == 'add_column' else a['rename_to']
+            if name is None:
+                # an in-place change only widened the column: the old version works with it, nothing to undo
+                skipped.append(Skip('rollback', i, op, 'an in-place widening of %s.%s is kept' % (a['table'], a['column'])))
+                continue
             t = model.table(a['table'])
-            step = _drop_columns_step(model, op, 'rollback', i, t, [a['column'].name], 'drop_column', rollback=True) if t else None
+            step = _drop_columns_step(model, op, 'rollback', i, t, [name], 'drop_column', rollback=True) if t else None
             if step is None:
-                skipped.append(Skip('rollback', i, op, 'column %s.%s is absent' % (a['table'], a['column'].name)))
+                skipped.append(Skip('rollback', i, op, 'column %s.%s is absent' % (a['table'], name)))
                 continue
             steps.append(step)
+        elif op.kind == 'add_foreign_key':
+            t = model.table(a['table'])
+            name = a['foreign_key'].name
+            if t is None or name.lower() not in t.foreign_keys:
+                skipped.append(Skip('rollback', i, op, 'foreign key %s on %s is absent' % (name, a['table'])))
+                continue
+            # the index InnoDB added for the key stays: it serves the old version's queries too
+            steps.append(Step('rollback', i, op, drop_foreign_key_sql(a['table'], t.foreign_keys[name.lower()]['name']),
+                              drop_foreign_key_sql(a['table'], t.foreign_keys[name.lower()]['name'], INPLACE), (a['table'],),
+                              'drop_foreign_key'))
+            del t.foreign_keys[name.lower()]
+            model.inbound_fks[a['foreign_key'].ref_table] = [e for e in model.inbound_fks.get(a['foreign_key'].ref_table, [])
+                                                             if e[1] != name]
         elif op.kind == 'create_index':
             t = model.table(a['table'])
             if t is None or a['name'].lower() not in t.indexes:

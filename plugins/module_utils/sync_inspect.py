@@ -16,8 +16,11 @@ import re
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils import mysql_inspect
 from ansible_collections.zdt.bluegreen.plugins.module_utils.errors import DatabaseError, SpecError
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import key_names
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import capacity_problem
-from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_plan import TRIGGER_LABEL, SyncPlan, Trigger
+from ansible_collections.zdt.bluegreen.plugins.module_utils.schema_plan import live_default
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_expressions import check_expression
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_plan import TRIGGER_LABEL, MappedPair, SyncPlan, Trigger, default_sql
 
 
 def _columns(conn, db, table):
@@ -50,10 +53,75 @@ def _check_pairs(spec, fcols, tcols):
                             % (spec.from_table, f, spec.to_table, t))
 
 
+def _check_mapped_pairs(spec, fcols, tcols):
+    """What an omitted expression implies (the value copied unchanged) must fit: up's copy the new column, down's copy
+    the old column's NULLs.  Expressions themselves are the user's (the server checks they resolve)."""
+    for m in spec.mappings:
+        fc, tc = fcols[m.from_column.lower()], tcols[m.to_column.lower()]
+        if m.up is None:
+            problem = capacity_problem(fc, tc)
+            if problem:
+                raise SpecError(m.field + '.up', 'without up the value is copied, but column %s.%s: %s (%s.%s); give an up '
+                                                 'expression that fits' % (spec.to_table, m.to_column, problem, spec.from_table,
+                                                                           m.from_column))
+            if not tc['nullable'] and fc['nullable']:
+                names = (spec.to_table, m.to_column, spec.from_table, m.from_column, m.from_column)
+                raise SpecError(m.field + '.up', "column %s.%s is NOT NULL but %s.%s may be NULL: give an up that never yields NULL, "
+                                                 "e.g. COALESCE(%s, '')" % names)
+        if m.writes_back and m.down is None and not fc['nullable'] and tc['nullable']:
+            raise SpecError(m.field + '.down', 'column %s.%s is NOT NULL but %s.%s may be NULL: give a down that never yields NULL'
+                            % (spec.from_table, m.from_column, spec.to_table, m.to_column))
+        if spec.kind == 'cross' and m.writes_back and m.down is None:
+            # as for plain pairs: what the new version writes must fit the old column (an alter_column's INT -> BIGINT copy
+            # back is allowed: the design leaves the range to the new version until the contract)
+            problem = capacity_problem(tc, fc)
+            if problem:
+                raise SpecError(m.field + '.down', 'without down the value is copied back, but column %s.%s: %s (%s.%s); give a '
+                                                   'down expression that fits' % (spec.from_table, m.from_column, problem,
+                                                                                  spec.to_table, m.to_column))
+        if spec.kind == 'cross' and m.writes_back and not fc['nullable']:
+            raise SpecError(m.field + '.from', 'column %s.%s is NOT NULL: deleting the new row sets it to NULL (make it nullable or '
+                                               'use direction: forward)' % (spec.from_table, m.from_column))
+
+
+def _default_sql(coldef):
+    try:
+        default = live_default(coldef)
+    except ValueError:
+        return None
+    return default_sql(coldef, default)
+
+
+def _mapped_pairs(conn, spec, fcols, tcols):
+    """The MappedPairs of a mapped entry, each expression resolved by the server first (SpecError naming it).
+
+    ``up`` reads the old table's row (same table: without the new columns), ``down`` the new table's row."""
+    names = [c['name'] for c in sorted(fcols.values(), key=lambda c: c['position'])]
+    new_names = [c['name'] for c in sorted(tcols.values(), key=lambda c: c['position'])]
+    if spec.kind == 'same':
+        new_lower = set(c.lower() for c in spec.to_columns)
+        old_names = [c for c in names if c.lower() not in new_lower]
+    else:
+        old_names = names
+    result = []
+    for m in spec.mappings:
+        if m.up is not None:
+            check_expression(conn, spec.from_table, m.up, names, {}, m.field + '.up', available=old_names)
+        if m.down is not None:
+            check_expression(conn, spec.to_table, m.down, new_names, {}, m.field + '.down')
+        fc, tc = fcols[m.from_column.lower()], tcols[m.to_column.lower()]
+        result.append(MappedPair(m, fc['type'], tc['type'], old_names, new_names, _default_sql(fc), _default_sql(tc)))
+    return result
+
+
 def _indexes(conn, db, table):
     """Index name -> {columns (lower case), unique}."""
     return dict((name, dict(columns=[c.lower() for c in idx['columns']], unique=idx['unique']))
                 for name, idx in mysql_inspect.indexes(conn, db, table).items())
+
+
+def _table_field(spec, side):
+    return '%s.table' % spec.field if spec.origin else '%s.%s.table' % (spec.field, side)
 
 
 def inspect_sync(conn, db, migration_id, spec):
@@ -62,70 +130,88 @@ def inspect_sync(conn, db, migration_id, spec):
     Raises SpecError (naming the field) for anything the triggers or the backfill could not
     handle exactly, before any change is made.
     """
-    field = 'sync[%d]' % spec.index
+    field = spec.field
     for side, table in (('from', spec.from_table), ('to', spec.to_table)):
         if not mysql_inspect.table_exists(conn, db, table, base_only=True):
-            raise SpecError('%s.%s.table' % (field, side), 'table %s does not exist in database %s' % (table, db))
+            raise SpecError(_table_field(spec, side), 'table %s does not exist in database %s' % (table, db))
     fcols = _columns(conn, db, spec.from_table)
     tcols = fcols if spec.kind == 'same' else _columns(conn, db, spec.to_table)
+    findex = _indexes(conn, db, spec.from_table)
+    pk = findex.get('PRIMARY', {}).get('columns', [])
+    if spec.origin:
+        # an alter_column's entry is keyed by the table's primary key
+        if not pk:
+            raise SpecError(_table_field(spec, 'from'), 'table %s needs a primary key for the sync' % spec.from_table)
+        key = tuple(fcols[c]['name'] for c in pk)
+        key = key if len(key) > 1 else key[0]
+        spec = spec._replace(from_key=key, to_key=key)
     for side, cols, table, names in (('from', fcols, spec.from_table, spec.from_columns), ('to', tcols, spec.to_table, spec.to_columns)):
         for j, c in enumerate(names):
             if c.lower() not in cols:
-                raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'column %s.%s does not exist' % (table, c))
+                raise SpecError(spec.column_field(side, j), 'column %s.%s does not exist' % (table, c))
             if cols[c.lower()]['generated']:
-                raise SpecError('%s.%s.columns[%d]' % (field, side, j), 'column %s.%s is generated and cannot be synced' % (table, c))
-    _check_pairs(spec, fcols, tcols)
-    if spec.from_key.lower() not in fcols:
-        raise SpecError(field + '.from.key', 'column %s.%s does not exist' % (spec.from_table, spec.from_key))
-    findex = _indexes(conn, db, spec.from_table)
-    pk = findex.get('PRIMARY', {}).get('columns', [])
-    if pk != [spec.from_key.lower()]:
-        raise SpecError(field + '.from.key', '%s must be the single-column primary key of %s (primary key is %s)'
-                        % (spec.from_key, spec.from_table, '(%s)' % ', '.join(pk) if pk else 'missing'))
-    key_type = fcols[spec.from_key.lower()]['type']
+                raise SpecError(spec.column_field(side, j), 'column %s.%s is generated and cannot be synced' % (table, c))
+    if spec.mappings is not None:
+        _check_mapped_pairs(spec, fcols, tcols)
+    else:
+        _check_pairs(spec, fcols, tcols)
+    from_keys, to_keys = key_names(spec.from_key), key_names(spec.to_key)
+    for k in from_keys:
+        if k.lower() not in fcols:
+            raise SpecError(spec.key_field('from'), 'column %s.%s does not exist' % (spec.from_table, k))
+    if pk != [k.lower() for k in from_keys]:
+        raise SpecError(spec.key_field('from'), '(%s) must be the primary key of %s, in its order (primary key is %s)'
+                        % (', '.join(from_keys), spec.from_table, '(%s)' % ', '.join(pk) if pk else 'missing'))
+    key_type = tuple(fcols[k.lower()]['type'] for k in from_keys)
+    key_type = key_type if len(key_type) > 1 else key_type[0]
     from_types = [fcols[c.lower()]['type'] for c in spec.from_columns]
     to_types = [tcols[c.lower()]['type'] for c in spec.to_columns]
     if spec.kind == 'same':
-        return SyncPlan(migration_id, spec, from_types, to_types, key_type)
+        mapped = _mapped_pairs(conn, spec, fcols, tcols) if spec.mappings is not None else None
+        return SyncPlan(migration_id, spec, from_types, to_types, key_type, mapped=mapped)
 
-    if spec.to_key.lower() not in tcols:
-        raise SpecError(field + '.to.key', 'column %s.%s does not exist' % (spec.to_table, spec.to_key))
-    problem = capacity_problem(fcols[spec.from_key.lower()], tcols[spec.to_key.lower()])
-    if problem:
-        raise SpecError(field + '.to.key', 'column %s.%s: %s (%s.%s)' % (spec.to_table, spec.to_key, problem, spec.from_table, spec.from_key))
+    for fk_name, tk_name in zip(from_keys, to_keys):
+        if tk_name.lower() not in tcols:
+            raise SpecError(spec.key_field('to'), 'column %s.%s does not exist' % (spec.to_table, tk_name))
+        problem = capacity_problem(fcols[fk_name.lower()], tcols[tk_name.lower()])
+        if problem:
+            raise SpecError(field + '.to.key', 'column %s.%s: %s (%s.%s)' % (spec.to_table, tk_name, problem, spec.from_table, fk_name))
+    to_lower = [k.lower() for k in to_keys]
+    to_text = ', '.join(to_keys)
     tindex = _indexes(conn, db, spec.to_table)
     key_index = None
     for name, entry in sorted(tindex.items()):
-        if entry['unique'] and entry['columns'] == [spec.to_key.lower()]:
+        if entry['unique'] and entry['columns'] == to_lower:
             key_index = name
             break
     if key_index is None:
         raise SpecError(field + '.to.key', 'the sync needs a UNIQUE index on %s(%s) while it exists (1:1 rows); add one, e.g. '
                                            'create_index {table: %s, name: %s_%s_uniq, columns: [%s], unique: true}'
-                        % (spec.to_table, spec.to_key, spec.to_table, spec.to_table, spec.to_key, spec.to_key))
+                        % (spec.to_table, to_text, spec.to_table, spec.to_table, to_keys[0], to_text))
     # Upserts address the row by to.key only: any other UNIQUE index could make
     # ON DUPLICATE KEY UPDATE hit a different row, so refuse it.
     tpk = tindex.get('PRIMARY', {}).get('columns', [])
     for name, entry in sorted(tindex.items()):
         if not entry['unique'] or name == key_index:
             continue
-        if name == 'PRIMARY' and (tpk == [spec.to_key.lower()] or (len(tpk) == 1 and 'auto_increment' in tcols[tpk[0]]['extra'])):
+        if name == 'PRIMARY' and (tpk == to_lower or (len(tpk) == 1 and 'auto_increment' in tcols[tpk[0]]['extra'])):
             continue
         raise SpecError(field + '.to.table', 'unique index %s on %s(%s) is not allowed while the sync exists: rows are matched '
                                              'by %s only (the primary key must be %s or an AUTO_INCREMENT column)'
-                        % (name, spec.to_table, ', '.join(entry['columns']), spec.to_key, spec.to_key))
-    mapped = set([spec.to_key.lower()] + [c.lower() for c in spec.to_columns])
+                        % (name, spec.to_table, ', '.join(entry['columns']), to_text, to_text))
+    synced = set(to_lower + [c.lower() for c in spec.to_columns])
     autoinc = None
     for lname, col in sorted(tcols.items()):
         if 'auto_increment' in col['extra']:
             autoinc = col['name']
-        if lname in mapped or col['nullable'] or col['generated'] or 'auto_increment' in col['extra']:
+        if lname in synced or col['nullable'] or col['generated'] or 'auto_increment' in col['extra']:
             continue
         if col['default'] is None:
             raise SpecError(field + '.to.table', 'column %s.%s is NOT NULL without a default and not synced: the triggers '
                                                  'could not create rows' % (spec.to_table, col['name']))
+    mapped = _mapped_pairs(conn, spec, fcols, tcols) if spec.mappings is not None else None
     return SyncPlan(migration_id, spec, from_types, to_types, key_type, target_autoinc=autoinc, to_key_index=key_index,
-                    cascade_delete=_has_cascade_fk(conn, db, spec))
+                    cascade_delete=_has_cascade_fk(conn, db, spec), mapped=mapped)
 
 
 def _has_cascade_fk(conn, db, spec):
@@ -133,8 +219,8 @@ def _has_cascade_fk(conn, db, spec):
     for fk in mysql_inspect.foreign_keys(conn, db, spec.to_table).values():
         # the referenced table must be this schema's from.table: a same-named table elsewhere cascades nothing here
         if (fk['ref_schema'] == db and fk['ref_table'] == spec.from_table and fk['on_delete'] == 'CASCADE'
-                and [c.lower() for c in fk['columns']] == [spec.to_key.lower()]
-                and [c.lower() for c in fk['ref_columns']] == [spec.from_key.lower()]):
+                and [c.lower() for c in fk['columns']] == [k.lower() for k in key_names(spec.to_key)]
+                and [c.lower() for c in fk['ref_columns']] == [k.lower() for k in key_names(spec.from_key)]):
             return True
     return False
 
@@ -144,8 +230,10 @@ def unchecked_plan(migration, spec):
 
     For reporting only (names of triggers that would exist, progress): never for creating triggers or copying.
     A foreign key ON DELETE CASCADE that the migration's expand creates counts as live (it drops a trigger)."""
-    return SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), 'int',
-                    cascade_delete=_expand_creates_cascade_fk(migration, spec))
+    mapped = [MappedPair(m) for m in spec.mappings] if spec.mappings is not None else None
+    key_type = tuple(['int'] * len(key_names(spec.from_key))) if isinstance(spec.from_key, tuple) else 'int'
+    return SyncPlan(migration.id, spec, ['int'] * len(spec.from_columns), ['int'] * len(spec.to_columns), key_type,
+                    cascade_delete=_expand_creates_cascade_fk(migration, spec), mapped=mapped)
 
 
 def _expand_creates_cascade_fk(migration, spec):
@@ -155,8 +243,8 @@ def _expand_creates_cascade_fk(migration, spec):
             continue
         for fk in op.args['foreign_keys']:
             if (fk.on_delete == 'CASCADE' and fk.ref_table.lower() == spec.from_table.lower()
-                    and [c.lower() for c in fk.columns] == [spec.to_key.lower()]
-                    and [c.lower() for c in fk.ref_columns] == [spec.from_key.lower()]):
+                    and [c.lower() for c in fk.columns] == [k.lower() for k in key_names(spec.to_key)]
+                    and [c.lower() for c in fk.ref_columns] == [k.lower() for k in key_names(spec.from_key)]):
                 return True
     return False
 
@@ -165,6 +253,8 @@ def made_by_expand(migration, spec):
     """True when the migration's own expand creates a table or column the entry uses (check mode: not there yet)."""
     tables = set(op.args['table'].lower() for op in migration.expand if op.kind == 'create_table')
     columns = set((op.args['table'].lower(), op.args['column'].name.lower()) for op in migration.expand if op.kind == 'add_column')
+    columns.update((op.args['table'].lower(), op.args['rename_to'].lower()) for op in migration.expand
+                   if op.kind == 'alter_column' and op.args['rename_to'])
     used = [(spec.from_table, c) for c in spec.from_columns] + [(spec.to_table, c) for c in spec.to_columns]
     return (spec.from_table.lower() in tables or spec.to_table.lower() in tables
             or any((t.lower(), c.lower()) in columns for t, c in used))

@@ -30,13 +30,27 @@ Same-table entries (a column moved/renamed inside one table) get BEFORE INSERT/U
 that set ``NEW.col`` (a trigger may not modify its own table): on insert the non-NULL side wins
 (both non-NULL and different: ``from`` wins); on update the side the statement changed wins, and
 if both changed ``from`` wins.  ``direction: forward`` always derives ``to`` from ``from``.
+
+Mapped same-table entries (an ``alter_column``: one old column, one new column or several for a
+split, ``up`` and ``down`` expressions) follow the same rules with the expressions in between: an
+update that changed the old column sets every new column to its ``up``, else one that changed a new
+column sets the old column to ``down``; an insert sets the old column through ``down`` only when the
+statement gave the new side (a new column differs from its default) and left the old column at its
+default, and otherwise the new columns through ``up`` (both given: ``from`` wins).  A side "at its
+default" is compared with the live column default (a NOT NULL column without one: the value the
+server fills in, '' or 0).  The triggers never write another table, so they never loop, and they
+skip the backfill's own UPDATEs (its session variable), which only fill rows no write has touched.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import CURRENT_TIMESTAMP, NO_DEFAULT
 from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import quote_identifier as q
-from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import changed_kind, same_value
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_quoting import sql_literal
+from ansible_collections.zdt.bluegreen.plugins.module_utils.mysql_types import changed_kind, same_value, type_kind
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_expressions import row_expression
+from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_keys import key_equals
 
 TRIGGER_LABEL = 'zdt_sync'
 
@@ -77,11 +91,80 @@ class Trigger(object):
         return 'Trigger(%s %s %s ON %s)' % (self.name, self.timing, self.event, self.table)
 
 
+class MappedPair(object):
+    """One pair of a mapped entry with what its SQL needs from the live schema.
+
+    ``up_columns`` / ``down_columns``: the columns each expression may name (the trigger builds its NEW row of those it
+    does name); ``from_type`` / ``to_type``: DATA_TYPEs; ``from_default`` / ``to_default``: the column default as SQL
+    (``NULL``, a literal) or None when no single value stands for "not given" (an expression default)."""
+
+    def __init__(self, mapping, from_type='int', to_type='int', up_columns=(), down_columns=(), from_default=None, to_default=None):
+        self.from_column = mapping.from_column
+        self.to_column = mapping.to_column
+        self.up = mapping.up
+        self.down = mapping.down
+        self.writes_back = mapping.writes_back
+        self.from_type = from_type.lower()
+        self.to_type = to_type.lower()
+        self.from_kind = type_kind(self.from_type)
+        self.to_kind = type_kind(self.to_type)
+        self.up_columns = tuple(up_columns)
+        self.down_columns = tuple(down_columns)
+        self.from_default = from_default
+        self.to_default = to_default
+
+    def up_sql(self, prefix):
+        """The new value from the old row: ``prefix`` 'NEW' in a trigger, None inside a statement on the table."""
+        if self.up is None:
+            return (prefix + '.' if prefix else '') + q(self.from_column, 'column')
+        return row_expression(self.up, self.up_columns, prefix)
+
+    def down_sql(self, prefix):
+        if self.down is None:
+            return (prefix + '.' if prefix else '') + q(self.to_column, 'column')
+        return row_expression(self.down, self.down_columns, prefix)
+
+    def at_default(self, prefix, side):
+        """SQL: the ``side`` (from | to) column still holds its default (false when no value stands for that)."""
+        column, default, kind = ((self.from_column, self.from_default, self.from_kind) if side == 'from'
+                                 else (self.to_column, self.to_default, self.to_kind))
+        expr = '%s.%s' % (prefix, q(column, 'column'))
+        if default is None:
+            return 'FALSE'
+        if default == 'NULL':
+            return '%s IS NULL' % expr
+        return same_value(expr, default, kind)
+
+
+def default_sql(coldef, default):
+    """The SQL of a live column's default for :meth:`MappedPair.at_default` (None: no single value stands for "not given").
+
+    ``default`` is what :func:`schema_plan.live_default` read; a NOT NULL column without a default is filled with ''
+    or 0 by the server when a statement does not name it."""
+    if default is NO_DEFAULT:
+        if coldef['nullable']:
+            return 'NULL'
+        kind = type_kind(coldef['type'])
+        if kind == 'string' and coldef['type'] not in ('enum', 'set', 'json'):
+            return "''"
+        if coldef['type'] in ('tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint', 'decimal'):
+            return '0'
+        return None
+    if default is None:
+        return 'NULL'
+    if default == CURRENT_TIMESTAMP:
+        return None
+    try:
+        return sql_literal(default)
+    except ValueError:
+        return None
+
+
 class SyncPlan(object):
     """Everything the triggers, the backfill and the verifier need for one ``sync`` entry."""
 
     def __init__(self, migration_id, spec, from_types, to_types, key_type, target_autoinc=None,
-                 to_key_index=None, cascade_delete=False):
+                 to_key_index=None, cascade_delete=False, mapped=None):
         self.migration_id = int(migration_id)
         self.spec = spec
         self.index = spec.index
@@ -89,22 +172,42 @@ class SyncPlan(object):
         self.direction = spec.direction
         self.from_table = spec.from_table
         self.to_table = spec.to_table
-        self.from_key = spec.from_key
+        self.from_key = spec.from_key      # a name, or a tuple of names (a composite primary key)
         self.to_key = spec.to_key
+        self.from_keys = tuple(spec.from_key) if isinstance(spec.from_key, (list, tuple)) else (spec.from_key,)
+        self.to_keys = tuple(spec.to_key) if isinstance(spec.to_key, (list, tuple)) else (spec.to_key,)
         self.from_columns = tuple(spec.from_columns)
         self.to_columns = tuple(spec.to_columns)
         self.from_types = tuple(t.lower() for t in from_types)
         self.to_types = tuple(t.lower() for t in to_types)
-        self.key_type = key_type.lower()
+        # a DATA_TYPE, or a tuple of them for a composite key
+        self.key_type = tuple(t.lower() for t in key_type) if isinstance(key_type, (list, tuple)) else key_type.lower()
         self.target_autoinc = target_autoinc
         self.to_key_index = to_key_index
         self.cascade_delete = bool(cascade_delete)
         self.guard = guard_var(self.migration_id, self.index)
         self.copy_guard = copy_var(self.migration_id, self.index)
+        # per pair of a mapped entry (spec.mappings): a MappedPair; None for plain pairs
+        self.mapped = list(mapped) if mapped is not None else None
 
     @property
     def field(self):
-        return 'sync[%d]' % self.index
+        return self.spec.field
+
+    def key_sql(self, side='from', prefix=None):
+        """The key of one side as SQL: a quoted column (``prefix.`col```), or a tuple of them for a composite key."""
+        names = self.from_keys if side == 'from' else self.to_keys
+        parts = tuple('%s%s' % (prefix + '.' if prefix else '', q(n, '%s.key' % side)) for n in names)
+        return parts if len(parts) > 1 else parts[0]
+
+    def key_types(self):
+        return self.key_type if isinstance(self.key_type, tuple) else (self.key_type,)
+
+    def _key_changed(self, side):
+        """SQL (in a trigger): the statement changed the row's key."""
+        names = self.from_keys if side == 'from' else self.to_keys
+        same = ' AND '.join('OLD.%s <=> NEW.%s' % (q(n, '%s.key' % side), q(n, '%s.key' % side)) for n in names)
+        return 'NOT (%s)' % same
 
     def pairs(self):
         return list(zip(self.from_columns, self.to_columns, self.from_types, self.to_types))
@@ -113,6 +216,8 @@ class SyncPlan(object):
 
     def triggers(self):
         """The triggers of this entry, in creation order (drop in reverse)."""
+        if self.kind == 'same' and self.mapped is not None:
+            return self._mapped_same_table_triggers()
         if self.kind == 'same':
             return self._same_table_triggers()
         result = self._forward_triggers()
@@ -140,39 +245,61 @@ class SyncPlan(object):
     def _all_null(self, prefix, columns):
         return ' AND '.join('%s.%s IS NULL' % (prefix, q(c, 'column')) for c in columns)
 
+    def source_values(self, prefix):
+        """The new columns' values from the old row: ``prefix`` 'NEW' in a trigger, an alias or None in a statement on
+        the old table (mapped pairs: their ``up``, else the old column)."""
+        if self.mapped is not None:
+            return [p.up_sql(prefix) for p in self.mapped]
+        return ['%s%s' % (prefix + '.' if prefix else '', q(c, 'from.columns')) for c in self.from_columns]
+
+    def source_types(self):
+        """DATA_TYPE of each value of :meth:`source_values` (an expression's: its new column's)."""
+        if self.mapped is not None:
+            return [p.to_type if p.up is not None else p.from_type for p in self.mapped]
+        return list(self.from_types)
+
+    def old_columns(self):
+        """The distinct old columns of the entry (a split reads one column several times)."""
+        seen = []
+        for c in self.from_columns:
+            if c.lower() not in [x.lower() for x in seen]:
+                seen.append(c)
+        return seen
+
     def _upsert_target(self, prefix):
-        cols = [q(self.to_key, 'to.key')] + [q(c, 'to.columns') for c in self.to_columns]
-        vals = ['%s.%s' % (prefix, q(self.from_key, 'from.key'))] + ['%s.%s' % (prefix, q(c, 'from.columns')) for c in self.from_columns]
-        updates = ', '.join('%s = %s.%s' % (q(t, 'to.columns'), prefix, q(f, 'from.columns'))
-                            for f, t in zip(self.from_columns, self.to_columns))
+        cols = [q(k, 'to.key') for k in self.to_keys] + [q(c, 'to.columns') for c in self.to_columns]
+        values = self.source_values(prefix)
+        vals = ['%s.%s' % (prefix, q(k, 'from.key')) for k in self.from_keys] + values
+        updates = ', '.join('%s = %s' % (q(t, 'to.columns'), v) for t, v in zip(self.to_columns, values))
         return 'INSERT INTO %s (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s;' % (
             q(self.to_table, 'to.table'), ', '.join(cols), ', '.join(vals), updates)
 
-    def _delete_target(self, key_expr):
-        return 'DELETE FROM %s WHERE %s = %s;' % (q(self.to_table, 'to.table'), q(self.to_key, 'to.key'), key_expr)
+    def _delete_target(self, prefix):
+        """Delete the new row of the old row ``prefix`` (OLD or NEW)."""
+        return 'DELETE FROM %s WHERE %s;' % (q(self.to_table, 'to.table'), key_equals(self.key_sql('to'), self.key_sql('from', prefix)))
 
     def _forward_triggers(self):
-        fk = q(self.from_key, 'from.key')
-
         def name(event):
             return trigger_name(self.migration_id, self.index, 'fwd', event)
 
+        old_columns = self.old_columns()
         ins = [
-            'IF NOT (%s) THEN' % self._all_null('NEW', self.from_columns),
+            'IF NOT (%s) THEN' % self._all_null('NEW', old_columns),
             '  ' + self._upsert_target('NEW'),
             'END IF;',
         ]
-        changed = ['NOT (OLD.%s <=> NEW.%s)' % (fk, fk)]
-        for col, _to, ftype, _tt in self.pairs():
+        changed = [self._key_changed('from')]
+        types = dict((c.lower(), t) for c, t in zip(self.from_columns, self.from_types))
+        for col in old_columns:
             c = q(col, 'from.columns')
-            changed.append('NOT (%s)' % same_value('OLD.' + c, 'NEW.' + c, changed_kind(ftype)))
+            changed.append('NOT (%s)' % same_value('OLD.' + c, 'NEW.' + c, changed_kind(types[col.lower()])))
         upd = [
-            'IF NOT (OLD.%s <=> NEW.%s) THEN' % (fk, fk),
-            '  ' + self._delete_target('OLD.' + fk),
+            'IF %s THEN' % self._key_changed('from'),
+            '  ' + self._delete_target('OLD'),
             'END IF;',
             'IF %s THEN' % ' OR '.join(changed),
-            '  IF %s THEN' % self._all_null('NEW', self.from_columns),
-            '    ' + self._delete_target('NEW.' + fk),
+            '  IF %s THEN' % self._all_null('NEW', old_columns),
+            '    ' + self._delete_target('NEW'),
             '  ELSE',
             # the upsert alone, never an UPDATE first: under REPEATABLE READ an UPDATE that finds no
             # new row (a user not copied yet) gap-locks the key index, and two such writers' inserts
@@ -183,7 +310,7 @@ class SyncPlan(object):
             '  END IF;',
             'END IF;',
         ]
-        dele = [self._delete_target('OLD.' + fk)]
+        dele = [self._delete_target('OLD')]
         t = self.from_table
         result = [
             Trigger(name('del'), t, 'AFTER', 'DELETE', self._guarded(dele)),
@@ -195,34 +322,38 @@ class SyncPlan(object):
             result = result[1:]
         return result
 
-    def _set_source(self, prefix, key_expr):
-        if prefix is None:
+    def _set_source(self, prefix, key_prefix):
+        """Set the old row of the new row ``key_prefix`` (OLD or NEW) from the new row ``prefix`` (None: to NULL)."""
+        if self.mapped is not None:
+            back = [p for p in self.mapped if p.writes_back]
+            sets = ', '.join('%s = %s' % (q(p.from_column, 'from.columns'), 'NULL' if prefix is None else p.down_sql(prefix))
+                             for p in back)
+        elif prefix is None:
             sets = ', '.join('%s = NULL' % q(c, 'from.columns') for c in self.from_columns)
         else:
             sets = ', '.join('%s = %s.%s' % (q(f, 'from.columns'), prefix, q(t, 'to.columns'))
                              for f, t in zip(self.from_columns, self.to_columns))
-        return 'UPDATE %s SET %s WHERE %s = %s;' % (q(self.from_table, 'from.table'), sets, q(self.from_key, 'from.key'), key_expr)
+        return 'UPDATE %s SET %s WHERE %s;' % (q(self.from_table, 'from.table'), sets,
+                                               key_equals(self.key_sql('from'), self.key_sql('to', key_prefix)))
 
     def _backward_triggers(self):
-        tk = q(self.to_key, 'to.key')
-
         def name(event):
             return trigger_name(self.migration_id, self.index, 'bwd', event)
 
-        ins = [self._set_source('NEW', 'NEW.' + tk)]
-        changed = ['NOT (OLD.%s <=> NEW.%s)' % (tk, tk)]
+        ins = [self._set_source('NEW', 'NEW')]
+        changed = [self._key_changed('to')]
         for _f, col, _ft, ttype in self.pairs():
             c = q(col, 'to.columns')
             changed.append('NOT (%s)' % same_value('OLD.' + c, 'NEW.' + c, changed_kind(ttype)))
         upd = [
-            'IF NOT (OLD.%s <=> NEW.%s) THEN' % (tk, tk),
-            '  ' + self._set_source(None, 'OLD.' + tk),
+            'IF %s THEN' % self._key_changed('to'),
+            '  ' + self._set_source(None, 'OLD'),
             'END IF;',
             'IF %s THEN' % ' OR '.join(changed),
-            '  ' + self._set_source('NEW', 'NEW.' + tk),
+            '  ' + self._set_source('NEW', 'NEW'),
             'END IF;',
         ]
-        dele = [self._set_source(None, 'OLD.' + tk)]
+        dele = [self._set_source(None, 'OLD')]
         t = self.to_table
         return [
             Trigger(name('del'), t, 'AFTER', 'DELETE', self._guarded(dele)),
@@ -265,9 +396,51 @@ class SyncPlan(object):
             Trigger(trigger_name(self.migration_id, self.index, 'same', 'ins'), t, 'BEFORE', 'INSERT', body(ins)),
         ]
 
+    def _mapped_same_table_triggers(self):
+        pairs = self.mapped
+        old = 'NEW.' + q(pairs[0].from_column, 'column')
+        back = [p for p in pairs if p.writes_back][0]
+        set_new = ['SET NEW.%s = %s;' % (q(p.to_column, 'column'), p.up_sql('NEW')) for p in pairs]
+        set_old = 'SET %s = %s;' % (old, back.down_sql('NEW'))
+        new_at_default = ' AND '.join('(%s)' % p.at_default('NEW', 'to') for p in pairs)
+        old_at_default = pairs[0].at_default('NEW', 'from')
+        ins = ['IF NOT (%s) AND (%s) THEN' % (new_at_default, old_at_default), '  ' + set_old, 'ELSE']
+        ins.extend('  ' + x for x in set_new)
+        ins.append('END IF;')
+        old_changed = 'NOT (%s)' % same_value(old, 'OLD.' + q(pairs[0].from_column, 'column'), changed_kind(pairs[0].from_type))
+        new_changed = ' OR '.join('NOT (%s)' % same_value('NEW.' + q(p.to_column, 'column'), 'OLD.' + q(p.to_column, 'column'),
+                                                          changed_kind(p.to_type)) for p in pairs)
+        upd = ['IF %s THEN' % old_changed]
+        upd.extend('  ' + x for x in set_new)
+        upd.extend(['ELSEIF %s THEN' % new_changed, '  ' + set_old, 'END IF;'])
+
+        def body(statements):
+            # the backfill's UPDATE fills the new columns of rows no write has touched: nothing to mirror back
+            return '\n'.join(['%s: BEGIN' % TRIGGER_LABEL, '  IF %s IS NULL THEN' % self.copy_guard]
+                             + ['    ' + x for x in statements] + ['  END IF;', 'END'])
+
+        t = self.from_table
+        return [
+            Trigger(trigger_name(self.migration_id, self.index, 'same', 'upd'), t, 'BEFORE', 'UPDATE', body(upd)),
+            Trigger(trigger_name(self.migration_id, self.index, 'same', 'ins'), t, 'BEFORE', 'INSERT', body(ins)),
+        ]
+
+    def mapped_verified(self):
+        """SQL over the table's own row: true when a mapped same-table row is in sync, i.e. every new column equals its
+        ``up`` of the old row, or the old column equals ``down`` of the new row (``up(down(x))`` need not be ``x``)."""
+        pairs = self.mapped
+        ups = ' AND '.join('(%s)' % same_value(q(p.to_column, 'column'), p.up_sql(None), p.to_kind) for p in pairs)
+        back = [p for p in pairs if p.writes_back][0]
+        down = same_value(q(back.from_column, 'column'), back.down_sql(None), back.from_kind)
+        return '((%s) OR (%s))' % (ups, down)
+
+    def mapped_fill(self):
+        """The backfill's SET list of a mapped same-table entry: every new column through ``up``."""
+        return ', '.join('%s = %s' % (q(p.to_column, 'column'), p.up_sql(None)) for p in self.mapped)
+
     # ---------------------------------------------------------------- SQL helpers for backfill/verify
 
     def any_not_null(self, alias=None, columns=None):
         prefix = (alias + '.') if alias else ''
-        cols = columns if columns is not None else self.from_columns
+        cols = columns if columns is not None else self.old_columns()
         return '(%s)' % ' OR '.join('%s%s IS NOT NULL' % (prefix, q(c, 'column')) for c in cols)

@@ -123,8 +123,9 @@ class ReplicaVerifier(object):
         """{key: (old shape's row hash, new shape's row hash)} (None for a side without the row)."""
         found = {}
         for position, rows in enumerate(results):
-            for key, value in rows:
-                found.setdefault(key, [None, None])[position] = int(value)
+            for row in rows:
+                key = row[0] if len(row) == 2 else tuple(row[:-1])    # a composite key: every column but the hash
+                found.setdefault(key, [None, None])[position] = int(row[-1])
         return dict((k, tuple(v)) for k, v in found.items())
 
     def _range(self, lo, hi):

@@ -22,6 +22,13 @@ description:
     without re-running a finished step, and a second run reports C(changed=false).
   - ALTER statements ask for C(ALGORITHM=INSTANT) or C(ALGORITHM=INPLACE, LOCK=NONE). A change the server
     cannot make online fails naming the operation; the table is never copied silently.
+  - C(alter_column) with C(rename_to) adds the new column (the triggers of M(zdt.bluegreen.mysql_trigger_sync) keep it
+    equal to the old one); the contract phase drops the old column. Without C(rename_to) it changes the column in
+    place, which is planned only for a widening. Its C(up) and C(down) expressions are resolved by the server before
+    anything changes, in check mode too; a failing one fails naming it, for example C(expand[1].alter_column.up).
+  - C(add_foreign_key) counts the orphans first and fails naming up to five before any change (check mode too), adds
+    the key in place with the session's foreign key checks off, counts again once it exists, and drops it again and
+    fails naming the orphans written meanwhile.
   - Every DDL runs with a short session C(lock_wait_timeout) and is retried with exponential backoff, so a long
     transaction cannot queue the site's queries behind the ALTER for longer than O(lock_wait_timeout) at a time.
   - The migration file's checksum is stored when a phase starts; running a phase again with an edited file fails

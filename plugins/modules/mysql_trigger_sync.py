@@ -20,6 +20,16 @@ description:
     deleting the old row deletes the new one."
   - "Same-table entries: on insert the non-NULL side wins, on update the side the statement changed wins, and when both
     changed to different values C(from) wins."
+  - "Each C(alter_column) expand operation with C(rename_to) is a same-table entry too (numbered after the C(sync) list, errors
+    name the operation, for example C(expand[1].alter_column.up)): its triggers set the new column through C(up) and the old
+    one through C(down); on insert the old column goes through C(down) only when the statement gave the new column and left
+    the old one at its default. The backfill fills only rows that are not in sync, and a row is in sync when
+    C(new <=> up(old)) or C(old <=> down(new))."
+  - "Mapped pairs of a cross-table entry (entry-level C(columns) of C({from, to, up, down})) apply C(up) in the forward triggers
+    and the copy and C(down) in the backward triggers. Expressions are SQL written by the user (an escape hatch, like an
+    C(sql) step); the server resolves each one in a C(SELECT ... LIMIT 0) before anything changes."
+  - "C(from.key) may be a composite primary key (a list of columns, C(to.key) as many): the copy chunks, checkpoints and
+    resumes on the whole key."
   - The backfill is exact under concurrent writes, pauses while C(Threads_running) exceeds O(max_threads_running) or a replica
     in O(replicas) lags more than O(max_replica_lag), checkpoints every chunk in table C(zdt_sync_progress) so a killed run
     resumes, and runs at most once per migration at a time (a server-side named lock C(zdt_backfill_<database>_<id>)).
@@ -268,7 +278,7 @@ backfill:
       description: Rows considered per second.
       type: float
     resumed_from:
-      description: The source key the copy restarted after, or null on a fresh run.
+      description: The source key the copy restarted after (a list for a composite key), or null on a fresh run.
       type: raw
     throttled_seconds:
       description: Seconds the copy paused (replica lag, an unreachable replica, C(Threads_running)).

@@ -7,17 +7,17 @@ compare both tables to the model row by row.  Small chunks make chunk boundaries
 """
 import json
 import os
-import signal
 import threading
 import time
 
 import pymysql
 import pytest
 
+from zdt_lab import REPO_ROOT
 from zdt_lab.modules import start_module
 from zdt_lab.sync_races import (
-    SAME, SEED, create_items, create_users, cross_differences, cross_race, execute, expected_addresses, snapshot_cross, start_writers,
-    stop_writers)
+    SAME, SEED, create_items, create_users, cross_differences, cross_race, execute, expected_addresses, kill_when, snapshot_cross,
+    start_writers, stop_writers, wait_lock_released)
 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.migration_spec import parse_migration
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_backfill import foreign_key_checks_redundant
@@ -346,33 +346,20 @@ def test_kill_mid_backfill_then_resume(db, run_module):
     create_users(conn, 40000)
     args = dict(db.params, migration=SEED, chunk_size=50, chunk_time=0.002)
     proc, path = start_module('mysql_trigger_sync', args)
-    try:
+    seen = []
+
+    def running_with_progress():
         # what a playbook does while the backfill runs under async: poll mysql_sync_info
-        deadline = time.time() + 60
-        live = None
-        while time.time() < deadline:
-            info = run_module('mysql_sync_info', dict(db.params, migration=SEED))
-            assert not info.get('failed'), info
-            prog = info['sync'][0]['backfill']
-            if prog['state'] == 'running' and prog['rows_done'] >= 2000:
-                live = prog
-                break
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
-        assert live, 'backfill never made progress'
-        assert live['rows_total'] == 40000 and live['rows_per_second'] > 0 and live['eta_seconds'] > 0, live
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        os.unlink(path)
-    # wait until the server noticed the dead client (the named lock is released with its connection)
-    for _attempt in range(100):
-        if execute(conn, "SELECT IS_USED_LOCK(%s)", ('zdt_backfill_%s_2' % db.name,))[0][0] is None:
-            break
-        time.sleep(0.05)
+        info = run_module('mysql_sync_info', dict(db.params, migration=SEED))
+        assert not info.get('failed'), info
+        prog = info['sync'][0]['backfill']
+        if prog['state'] == 'running' and prog['rows_done'] >= 2000:
+            seen.append(prog)
+        return bool(seen)
+    kill_when(proc, path, running_with_progress)
+    live = seen[0]
+    assert live['rows_total'] == 40000 and live['rows_per_second'] > 0 and live['eta_seconds'] > 0, live
+    wait_lock_released(conn, 'zdt_backfill_%s_2' % db.name)
     info = run_module('mysql_sync_info', dict(db.params, migration=SEED))
     assert not info.get('failed'), info
     prog = info['sync'][0]['backfill']
