@@ -24,7 +24,6 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_backfill import
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_inspect import inspect_all
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_runner import sync_present
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # ------------------------------------------------------------------------------------------ race tests
