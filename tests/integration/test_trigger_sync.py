@@ -25,7 +25,6 @@ from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_inspect import 
 from ansible_collections.zdt.bluegreen.plugins.module_utils.sync_runner import sync_present
 
 
-
 # ------------------------------------------------------------------------------------------ race tests
 
 @pytest.mark.parametrize('target,run', [('autoinc', r) for r in range(5)] + [('no-autoinc', r) for r in range(5)])
