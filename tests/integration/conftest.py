@@ -1,5 +1,6 @@
 """Fixtures that give integration tests a real private MariaDB and HAProxy from the sandbox."""
 import os
+import shutil
 import tempfile
 import uuid
 
@@ -15,12 +16,15 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 @pytest.fixture(scope='session')
 def sandbox():
     """A private stack for this test session: random free ports, stopped at the end even on failure."""
-    root = os.environ.get('ZDT_IT_SANDBOX_ROOT') or tempfile.mkdtemp(prefix='zdt-it-')
+    given = os.environ.get('ZDT_IT_SANDBOX_ROOT')
+    root = given or tempfile.mkdtemp(prefix='zdt-it-')
     stack = Sandbox(root, preferred_ports={})
     try:
         yield stack
     finally:
         stack.stop_all()
+        if not given:   # a datadir is hundreds of MB: removed once everything in it has stopped
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope='module')

@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -188,6 +189,7 @@ def stack():
         yield sandbox
     finally:
         sandbox.stop_all()
+        shutil.rmtree(sandbox.root, ignore_errors=True)
 
 
 def test_check_mode_on_a_fresh_stack_plans_and_changes_nothing(stack):

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,13 +81,14 @@ def test_role_argument_specs_reject_bad_input(tmp_path, role, role_vars, message
 
 
 def private_sandbox(prefix):
-    """A private sandbox with MariaDB running; everything it started is stopped at the end."""
+    """A private sandbox with MariaDB running; everything it started is stopped, then its directory removed."""
     sandbox = Sandbox(tempfile.mkdtemp(prefix=prefix), preferred_ports={})
     try:
         sandbox.mariadb.start()
         yield sandbox
     finally:
         sandbox.stop_all()
+        shutil.rmtree(sandbox.root, ignore_errors=True)
 
 
 @pytest.fixture(scope='module')
