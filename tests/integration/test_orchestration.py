@@ -114,7 +114,8 @@ class Throttle(object):
     def _sleep(conn):
         try:
             with conn.cursor() as cur:
-                cur.execute('SELECT SLEEP(120)')
+                # far longer than any machine takes to reach the backfill wait and look 410 times: release() ends it
+                cur.execute('SELECT SLEEP(1800)')
         except pymysql.err.OperationalError:
             pass   # KILL QUERY: the end of the throttle
         finally:
@@ -123,7 +124,11 @@ class Throttle(object):
     def release(self):
         with self.stack.mariadb.root_connect() as conn, conn.cursor() as cur:
             for thread_id in self.ids:
-                cur.execute('KILL QUERY %d' % thread_id)
+                try:
+                    cur.execute('KILL QUERY %d' % thread_id)
+                except pymysql.err.OperationalError as exc:
+                    if exc.args[0] != 1094:   # unknown thread: that session already ended
+                        raise
         for thread in self.threads:
             thread.join(10)
         self.ids = []
