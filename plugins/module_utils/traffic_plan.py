@@ -297,12 +297,24 @@ def traffic_view(state):
     return {'active': state.get('active'), 'weight': state.get('weight'), 'servers': servers}
 
 
-def format_state(state):
-    """'green 10 % (blue1 ready 90, green1 ready 10)': what a load balancer has, for messages."""
+def format_state(state, color=None):
+    """'green 10 % (blue1 ready 90, green1 ready 10)': what a load balancer has, for messages. A half-and-half split
+    names color, when given (the color the step is about), rather than whichever describe() took for active."""
     view = traffic_view(state)
     servers = ', '.join('%s %s%s' % (name, admin, '' if weight is None else ' %s' % weight)
                         for name, (admin, weight) in sorted(view['servers'].items()))
-    return '%s %s %%%s' % (view['active'] or 'no color', view['weight'], ' (%s)' % servers if servers else '')
+    if color is not None and view['active'] is not None and view['weight'] == 50:
+        share = '%s 50 %%' % color
+    else:
+        share = '%s %s %%' % (view['active'] or 'no color', view['weight'])
+    return share + (' (%s)' % servers if servers else '')
+
+
+def _share_of(view, color):
+    """The share of color in a view of two colors (at 50 % either color is the view's `active`)."""
+    if view['active'] is None:
+        return 0
+    return view['weight'] if view['active'] == color else 100 - view['weight']
 
 
 def compare_load_balancers(states, active=None, weight=None):
@@ -329,14 +341,14 @@ def compare_load_balancers(states, active=None, weight=None):
         else:
             groups.append((view, [name]))
     if len(groups) > 1:
-        problems.append('the load balancers are not in step: %s' % '; '.join(
-            '%s %s %s' % (', '.join(names), 'has' if len(names) == 1 else 'have', format_state(readable[names[0]]))
-            for _view, names in groups))
-    if active is not None:
-        off = [(view, names) for view, names in groups if view['active'] != active or view['weight'] != weight]
-        for _view, names in off:
-            problems.append('%s %s %s, the step asks %s %s %%' % (
-                ', '.join(names), 'holds' if len(names) == 1 else 'hold', format_state(readable[names[0]]), active, weight))
+        problems.append('the load balancers are not in step%s: %s' % (
+            ' (the step asks %s %s %%)' % (active, weight) if active is not None else '', '; '.join(
+                '%s %s %s' % (', '.join(names), 'has' if len(names) == 1 else 'have', format_state(readable[names[0]], active))
+                for _view, names in groups)))
+    elif groups and active is not None and _share_of(groups[0][0], active) != weight:
+        names = groups[0][1]
+        problems.append('%s %s %s, the step asks %s %s %%' % (
+            ', '.join(names), 'holds' if len(names) == 1 else 'hold', format_state(readable[names[0]], active), active, weight))
     return problems
 
 
@@ -389,13 +401,12 @@ def step_failure_message(active, weight, problems, revert, reverted):
             left.append('%s (not tried: %s)' % (name, result.get('skip_reason') or 'skipped'))
         else:
             back.append('%s to %s %s %%' % (name, target['active'], target['weight']))
-    message = 'the step to %s %s %% failed: %s.' % (active, weight, '; '.join(problems) or 'see above')
+    sentences = ['the step to %s %s %% failed: %s' % (active, weight, '; '.join(problems) or 'see above')]
     if back:
-        message += ' Put back: %s.' % ', '.join(back)
+        sentences.append('Put back: %s' % ', '.join(back))
     if left:
-        message += (' NOT put back: %s; the load balancers may be split: a rerun puts them in step.'
-                    % '; '.join(left))
-    return message
+        sentences.append('NOT put back: %s; the load balancers may be split: a rerun puts them in step' % '; '.join(left))
+    return '. '.join(sentences)
 
 
 def judge_step(load_balancers, active, weight, switched, read_back, previous=None):

@@ -278,7 +278,7 @@ def test_a_load_balancer_whose_admin_socket_is_lost_mid_switch_fails_the_step_an
         assert code != 0
         flat = ' '.join(out.split())
         assert 'the step to blue 100 % failed: the switch failed on lb2' in flat and 'Permission denied' in flat, out[-5000:]
-        assert 'Put back: lb1 to blue 50 %, lb2 to blue 50 %.' in flat and 'NOT put back' not in flat, out[-5000:]
+        assert 'Put back: lb1 to blue 50 %, lb2 to blue 50 %' in flat and 'NOT put back' not in flat, out[-5000:]
         assert pair.state('lb1') == first_step and pair.state('lb2') == first_step
         os.rename(admin, monitor)
         os.rename(lost, admin)

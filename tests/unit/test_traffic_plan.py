@@ -194,6 +194,10 @@ def test_a_difference_names_every_load_balancer_and_what_it_has():
     problems = tp.compare_load_balancers({'lb1': CANARY, 'lb2': BLUE, 'lb3': CANARY})
     assert problems == ['the load balancers are not in step: lb1, lb3 have green 10 % (blue1 ready 90, green1 ready 10); '
                         'lb2 has blue 100 % (blue1 ready 100, green1 drain)']
+    # with the step's color, every load balancer's share of it (one problem, not one per group)
+    problems = tp.compare_load_balancers({'lb1': CANARY, 'lb2': BLUE}, 'green', 10)
+    assert problems == ['the load balancers are not in step (the step asks green 10 %): lb1 has green 10 % (blue1 ready 90, '
+                        'green1 ready 10); lb2 has blue 100 % (blue1 ready 100, green1 drain)']
     # the same share with other server states is out of step too
     maint = view('green', 10, blue1=('ready', 90), green1=('ready', 10))
     maint['servers']['green2'] = {'admin_state': 'maint', 'weight': 100}
@@ -205,13 +209,20 @@ def test_a_difference_names_every_load_balancer_and_what_it_has():
 def test_load_balancers_that_agree_on_another_state_than_the_step_asks_are_named():
     problems = tp.compare_load_balancers({'lb1': BLUE, 'lb2': BLUE}, 'green', 10)
     assert problems == ['lb1, lb2 hold blue 100 % (blue1 ready 100, green1 drain), the step asks green 10 %']
+    # half and half: describe() names either color active; the share of the asked one is what counts
+    half = view('blue', 50, blue1=('ready', 50), green1=('ready', 50))
+    assert tp.compare_load_balancers({'lb1': half}, 'green', 50) == []
+    assert tp.compare_load_balancers({'lb1': CANARY}, 'blue', 90) == []
 
 
 def test_an_unreadable_load_balancer_is_a_problem_and_the_others_are_still_compared():
     problems = tp.compare_load_balancers({'lb1': CANARY, 'lb2': {'error': 'socket gone'}, 'lb3': BLUE}, 'green', 10)
     assert problems[0] == 'lb2 could not be read back: socket gone'
-    assert problems[1].startswith('the load balancers are not in step: lb1 has green 10 %')
-    assert problems[2].startswith('lb3 holds blue 100 %')
+    assert problems[1].startswith('the load balancers are not in step (the step asks green 10 %): lb1 has green 10 %')
+    assert 'lb3 has blue 100 %' in problems[1] and len(problems) == 2
+    half = view('blue', 50, blue1=('ready', 50), green1=('ready', 50))
+    assert tp.format_state(half, 'green') == 'green 50 % (blue1 ready 50, green1 ready 50)'
+    assert tp.format_state(half) == 'blue 50 % (blue1 ready 50, green1 ready 50)'
 
 
 def test_the_revert_of_a_later_step_is_the_previous_step_everywhere():
@@ -258,5 +269,5 @@ def test_the_failure_message_says_what_was_put_back_and_what_not():
     message = tp.step_failure_message('green', 10, ['the switch failed on lb2: cannot connect'], revert, reverted)
     assert message == ('the step to green 10 % failed: the switch failed on lb2: cannot connect. Put back: lb1 to blue 100 %. '
                        'NOT put back: lb2 (cannot connect); lb3 (nothing known to go back to); the load balancers may be '
-                       'split: a rerun puts them in step.')
+                       'split: a rerun puts them in step')
     assert 'NOT put back' not in tp.step_failure_message('green', 10, ['x'], {'lb1': revert['lb1']}, {'lb1': {}})
