@@ -136,9 +136,9 @@ def check(sections, backend, servers, admin_socket, state_file, server_options='
     if state is None:
         extra.append('server-state-file %s' % state_file)
     elif state[0] != state_file:
-        problems.append('%s line %d: server-state-file is %s, but the switch writes %s: set load_balancer_state_file to '
-                        '%s (or change that line to "server-state-file %s")' % (state[2], state[1], state[0], state_file,
-                                                                              state[0], state_file))
+        where_state, current = '%s line %d' % (state[2], state[1]), state[0]
+        problems.append('%s: server-state-file is %s, but the switch writes %s: set load_balancer_state_file to %s (or '
+                        'change that line to "server-state-file %s")' % (where_state, current, state_file, current, state_file))
 
     section = _backend(sections, backend)
     if section is None:
@@ -188,4 +188,3 @@ def extra_config(lines):
     if lines:
         text += 'global\n' + ''.join('    %s\n' % line for line in lines)
     return text
-

@@ -127,8 +127,8 @@ def run(module):
     if result['problems']:
         module.fail_json(msg='%s lacks what the upgrade needs (nothing was changed): %s'
                          % (p['path'], '; '.join(result['problems'])), **result)
-    msg = ('%s has what the upgrade needs%s' % (p['path'], '; a separate file adds: %s' % '; '.join(result['extra'])
-                                                 if result['extra'] else ''))
+    added = '; a separate file adds: %s' % '; '.join(result['extra']) if result['extra'] else ''
+    msg = '%s has what the upgrade needs%s' % (p['path'], added)
     module.exit_json(changed=False, msg=msg, **result)
 
 

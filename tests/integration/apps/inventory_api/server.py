@@ -56,7 +56,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):   # noqa: N802 - the stdlib's name
         path = self.path.split('?', 1)[0]
         if path == '/status/ready':
-            self.answer(503 if os.path.exists(os.path.join(HERE, 'UNHEALTHY')) else 200, {'ready': True, 'build': {'version': VERSION, 'color': os.environ.get('ZDT_COLOR')}})
+            self.answer(503 if os.path.exists(os.path.join(HERE, 'UNHEALTHY')) else 200,
+                        {'ready': True, 'build': {'version': VERSION, 'color': os.environ.get('ZDT_COLOR')}})
         elif path == '/api/items' and fails_this_one():
             self.answer(500, {'error': 'one in %d fails' % ERRORS_EVERY})
         elif path == '/api/items':
