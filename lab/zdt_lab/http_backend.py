@@ -86,6 +86,7 @@ class LoadGenerator:
         self.sent = 0
         self.statuses = {}
         self.versions = {}
+        self.by_version = {}   # version -> {status: count}: which version gave which answers
         self.errors = []
         self.stop_event = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(True,), daemon=True) for _client in range(keepalive)]
@@ -113,6 +114,8 @@ class LoadGenerator:
                 with self.lock:
                     self.statuses[resp.status] = self.statuses.get(resp.status, 0) + 1
                     self.versions[version] = self.versions.get(version, 0) + 1
+                    answers = self.by_version.setdefault(version, {})
+                    answers[resp.status] = answers.get(resp.status, 0) + 1
                 if not keepalive or resp.will_close:
                     conn.close()
                     conn = None

@@ -283,3 +283,156 @@ def resolve_drain_servers(servers=None, colors=None, color=None):
     if color not in colors or not colors[color]:
         raise SwitchError('color %r is not one of the colors (%s) or has no servers' % (color, ', '.join(sorted(colors))))
     return list(colors[color])
+
+
+# ---------------------------------------------------------------- several load balancers in step
+
+def traffic_view(state):
+    """What must be equal on load balancers in step, from a describe() view: the active color, its share, and per
+    server its admin state, with its weight when it takes traffic (a drained or maint server's weight sends nothing)."""
+    servers = {}
+    for name, server in (state.get('servers') or {}).items():
+        admin = server.get('admin_state')
+        servers[name] = (admin, server.get('weight')) if admin == 'ready' else (admin, None)
+    return {'active': state.get('active'), 'weight': state.get('weight'), 'servers': servers}
+
+
+def format_state(state, color=None):
+    """'green 10 % (blue1 ready 90, green1 ready 10)': what a load balancer has, for messages. A half-and-half split
+    names color, when given (the color the step is about), rather than whichever describe() took for active."""
+    view = traffic_view(state)
+    servers = ', '.join('%s %s%s' % (name, admin, '' if weight is None else ' %s' % weight)
+                        for name, (admin, weight) in sorted(view['servers'].items()))
+    if color is not None and view['active'] is not None and view['weight'] == 50:
+        share = '%s 50 %%' % color
+    else:
+        share = '%s %s %%' % (view['active'] or 'no color', view['weight'])
+    return share + (' (%s)' % servers if servers else '')
+
+
+def _share_of(view, color):
+    """The share of color in a view of two colors (at 50 % either color is the view's `active`)."""
+    if view['active'] is None:
+        return 0
+    return view['weight'] if view['active'] == color else 100 - view['weight']
+
+
+def compare_load_balancers(states, active=None, weight=None):
+    """Problems that keep the load balancers from being in step; [] when every one of them holds the same.
+
+    states: {load balancer: describe() view, or {'error': why it could not be read}}. With active and weight (the
+    step asked), a load balancer holding another color or share is a problem too, even when they all agree. Every
+    problem names the load balancers and what each has."""
+    problems = []
+    readable = {}
+    for name in sorted(states):
+        state = states[name] or {}
+        if state.get('error') or 'servers' not in state:
+            problems.append('%s could not be read back: %s' % (name, state.get('error') or 'no state'))
+        else:
+            readable[name] = state
+    groups = []   # [(view, [names])] in the order first seen
+    for name, state in sorted(readable.items()):
+        view = traffic_view(state)
+        for seen, names in groups:
+            if seen == view:
+                names.append(name)
+                break
+        else:
+            groups.append((view, [name]))
+    if len(groups) > 1:
+        problems.append('the load balancers are not in step%s: %s' % (
+            ' (the step asks %s %s %%)' % (active, weight) if active is not None else '', '; '.join(
+                '%s %s %s' % (', '.join(names), 'has' if len(names) == 1 else 'have', format_state(readable[names[0]], active))
+                for _view, names in groups)))
+    elif groups and active is not None and _share_of(groups[0][0], active) != weight:
+        names = groups[0][1]
+        problems.append('%s %s %s, the step asks %s %s %%' % (
+            ', '.join(names), 'holds' if len(names) == 1 else 'hold', format_state(readable[names[0]], active), active, weight))
+    return problems
+
+
+def _known_previous(switched, read_back):
+    """{load balancer: (active, weight)} that each had before the step, where known: the switch's own `previous`, else
+    the read-back of a load balancer the switch changed nothing on."""
+    known = {}
+    for name in set(switched) | set(read_back):
+        result = switched.get(name) or {}
+        previous = result.get('previous')
+        if not previous and not result.get('changed'):
+            previous = (read_back.get(name) or {}).get('previous')
+        if previous and previous.get('active'):
+            known[name] = (previous['active'], previous['weight'])
+    return known
+
+
+def plan_step_revert(load_balancers, switched, read_back, previous=None):
+    """Where each load balancer goes back to when a step failed: {name: {'active', 'weight'} or None}.
+
+    previous: the previous step's {active, weight} (every load balancer goes back to it); None for the first step,
+    where each goes back to what it had before the step (the switch's `previous`), and one whose state before the
+    step is not known goes to what most of the others had (None when no load balancer's is known).
+    switched, read_back: {name: registered result} of the step's switch and of its read-back (a check-mode switch)."""
+    if previous:
+        return dict((name, {'active': previous['active'], 'weight': int(previous['weight'])}) for name in load_balancers)
+    known = _known_previous(switched or {}, read_back or {})
+    counts = {}
+    for state in known.values():
+        counts[state] = counts.get(state, 0) + 1
+    common = max(sorted(counts), key=lambda s: counts[s]) if counts else None
+    plan = {}
+    for name in load_balancers:
+        state = known.get(name, common)
+        plan[name] = {'active': state[0], 'weight': state[1]} if state else None
+    return plan
+
+
+def step_failure_message(active, weight, problems, revert, reverted):
+    """The failure of a step that was put back: its problems, where every load balancer went back to, and which
+    could not be put back (and why). revert: plan_step_revert(); reverted: {name: the put-back switch's result}."""
+    back, left = [], []
+    for name in sorted(revert):
+        target, result = revert[name], reverted.get(name) or {}
+        if target is None:
+            left.append('%s (nothing known to go back to)' % name)
+        elif result.get('failed'):
+            left.append('%s (%s)' % (name, result.get('msg') or 'failed'))
+        elif result.get('skipped'):
+            left.append('%s (not tried: %s)' % (name, result.get('skip_reason') or 'skipped'))
+        else:
+            back.append('%s to %s %s %%' % (name, target['active'], target['weight']))
+    sentences = ['the step to %s %s %% failed: %s' % (active, weight, '; '.join(problems) or 'see above')]
+    if back:
+        sentences.append('Put back: %s' % ', '.join(back))
+    if left:
+        sentences.append('NOT put back: %s; the load balancers may be split: a rerun puts them in step' % '; '.join(left))
+    return '. '.join(sentences)
+
+
+def judge_step(load_balancers, active, weight, switched, read_back, previous=None):
+    """A traffic step over several load balancers, from the registered results of its switch and of the read-back
+    that followed (a check-mode switch on each, whose `previous` is what HAProxy holds).
+
+    Returns {in_step, problems, states, revert}: in_step is True when every switch succeeded and every load balancer
+    holds the step's color and share with the same server states; problems name the load balancers and what each
+    has; revert is plan_step_revert() (where each goes back to when the step is not in step)."""
+    if not load_balancers:
+        raise SwitchError('load_balancers must name at least one load balancer')
+    switched, read_back = switched or {}, read_back or {}
+    problems = []
+    for name in load_balancers:
+        result = switched.get(name)
+        if not isinstance(result, dict) or result.get('skipped'):
+            problems.append('%s was not switched (no result of its switch)' % name)
+        elif result.get('failed'):
+            problems.append('the switch failed on %s: %s' % (name, result.get('msg') or 'no message'))
+    states = {}
+    for name in load_balancers:
+        result = read_back.get(name) or {}
+        if isinstance(result.get('previous'), dict) and not result.get('failed'):
+            states[name] = result['previous']
+        else:
+            states[name] = {'error': result.get('msg') or 'no read-back'}
+    problems.extend(compare_load_balancers(states, active, weight))
+    return {'in_step': not problems, 'problems': problems, 'states': states,
+            'revert': plan_step_revert(load_balancers, switched, read_back, previous)}

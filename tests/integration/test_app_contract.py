@@ -44,7 +44,7 @@ USER2 = USER + '-2'   # the second green host's account (a second machine would 
 RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
-def build_release(dist, version, gate_fails=False, wrong_checksum=False, install_fails=False):
+def build_release(dist, version, gate_fails=False, wrong_checksum=False, install_fails=False, errors_every=0):
     """inventory-api-<version>.tar.gz (one top-level directory) and its .sha256 file (a wrong one on request)."""
     top = 'inventory-api-%s' % version
     files = {'server.py': open(SERVER, 'rb').read(), 'VERSION': version.encode() + b'\n'}
@@ -52,6 +52,8 @@ def build_release(dist, version, gate_fails=False, wrong_checksum=False, install
         files['GATE_FAILS'] = b''
     if install_fails:
         files['BREAK_INSTALL'] = b''
+    if errors_every:
+        files['ERRORS_EVERY'] = b'%d\n' % errors_every
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode='w:gz') as archive:
         info = tarfile.TarInfo(top)
@@ -247,6 +249,7 @@ def stack():
         build_release(built.dist, '1.11.0', wrong_checksum=True)
         build_release(built.dist, '1.11.1', gate_fails=True)
         build_release(built.dist, '1.11.2', install_fails=True)
+        build_release(built.dist, '1.11.3', errors_every=20)
         built.artifacts.start()
         yield built
     finally:
@@ -350,6 +353,29 @@ def test_a_failing_gate_check_is_rolled_back_under_load_while_one_old_host_is_un
     assert stack.served_version(stack.ports['lb']) == '1.10.0'
     with pytest.raises(OSError):
         stack.get(stack.ports['blue'], '/status/ready')
+
+
+def test_one_error_in_twenty_is_rolled_back_at_the_first_canary_step_by_the_error_rate_gate(stack):
+    # 1.11.3 answers 500 to one /api/items request in twenty; no URL gate: HAProxy's counters decide
+    traffic = load(stack)
+    try:
+        code, out = stack.playbook('upgrade.yml', '-e', 'zdt_version=1.11.3', '-e', 'zdt_canary_steps=50,100',
+                                   '-e', 'zdt_gate_pause=2', '-e', '{"zdt_gate_checks": []}', check=False)
+    finally:
+        traffic.stop()
+    assert code != 0
+    flat = ' '.join(out.split())
+    assert 'failed at "Gate - the error rate of the active color over the step, on every load balancer"' in flat, out[-4000:]
+    assert re.search(r'error rate \d+\.\d\d % is above the allowed 0\.00 %: \d+ errors in \d+ requests of inv-blue-1 on 1 '
+                     r'load balancer \(\d+ 5xx answers, 0 response errors, 0 connection errors\)', flat), out[-4000:]
+    assert 'Rolled back: traffic on green (version 1.10.0), version 1.11.3 stopped' in flat, out[-4000:]
+    # the first step (50 %) was the only one
+    assert out.count('TASK [zdt.bluegreen.traffic_switch : Give the active color its share of the traffic in percent') == 1
+    assert stack.served_version(stack.ports['lb']) == '1.10.0'
+    # the new version's errors are its own: the old version's clients saw none, and nobody saw a socket error
+    assert traffic.errors == [], traffic.errors[:5]
+    assert set(traffic.by_version.get('1.10.0', {})) == {200}, traffic.by_version
+    assert traffic.by_version.get('1.11.3', {}).get(500), traffic.by_version
 
 
 def test_a_killed_app_process_is_restarted_by_its_supervisor(stack):

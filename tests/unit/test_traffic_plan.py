@@ -169,3 +169,105 @@ def test_resolve_drain_servers():
     assert tp.resolve_drain_servers(None, COLORS, 'blue') == ['blue1']
     with pytest.raises(tp.SwitchError):
         tp.resolve_drain_servers(None, COLORS, 'red')
+
+
+# ---------------------------------------------------------------- several load balancers in step
+
+def view(active, weight, **servers):
+    return {'active': active, 'weight': weight,
+            'servers': dict((name, {'admin_state': s[0], 'weight': s[1]}) for name, s in servers.items())}
+
+
+CANARY = view('green', 10, blue1=('ready', 90), green1=('ready', 10))
+BLUE = view('blue', 100, blue1=('ready', 100), green1=('drain', 100))
+
+
+def test_load_balancers_holding_the_same_are_in_step():
+    assert tp.compare_load_balancers({'lb1': CANARY, 'lb2': dict(CANARY)}, 'green', 10) == []
+    # a drained server's weight sends nothing: two histories that left different weights on it are in step
+    a = view('green', 100, blue1=('drain', 90), green1=('ready', 100))
+    b = view('green', 100, blue1=('drain', 100), green1=('ready', 100))
+    assert tp.compare_load_balancers({'lb1': a, 'lb2': b}, 'green', 100) == []
+
+
+def test_a_difference_names_every_load_balancer_and_what_it_has():
+    problems = tp.compare_load_balancers({'lb1': CANARY, 'lb2': BLUE, 'lb3': CANARY})
+    assert problems == ['the load balancers are not in step: lb1, lb3 have green 10 % (blue1 ready 90, green1 ready 10); '
+                        'lb2 has blue 100 % (blue1 ready 100, green1 drain)']
+    # with the step's color, every load balancer's share of it (one problem, not one per group)
+    problems = tp.compare_load_balancers({'lb1': CANARY, 'lb2': BLUE}, 'green', 10)
+    assert problems == ['the load balancers are not in step (the step asks green 10 %): lb1 has green 10 % (blue1 ready 90, '
+                        'green1 ready 10); lb2 has blue 100 % (blue1 ready 100, green1 drain)']
+    # the same share with other server states is out of step too
+    maint = view('green', 10, blue1=('ready', 90), green1=('ready', 10))
+    maint['servers']['green2'] = {'admin_state': 'maint', 'weight': 100}
+    other = view('green', 10, blue1=('ready', 90), green1=('ready', 10))
+    other['servers']['green2'] = {'admin_state': 'drain', 'weight': 100}
+    assert 'green2 maint' in tp.compare_load_balancers({'lb1': maint, 'lb2': other})[0]
+
+
+def test_load_balancers_that_agree_on_another_state_than_the_step_asks_are_named():
+    problems = tp.compare_load_balancers({'lb1': BLUE, 'lb2': BLUE}, 'green', 10)
+    assert problems == ['lb1, lb2 hold blue 100 % (blue1 ready 100, green1 drain), the step asks green 10 %']
+    # half and half: describe() names either color active; the share of the asked one is what counts
+    half = view('blue', 50, blue1=('ready', 50), green1=('ready', 50))
+    assert tp.compare_load_balancers({'lb1': half}, 'green', 50) == []
+    assert tp.compare_load_balancers({'lb1': CANARY}, 'blue', 90) == []
+
+
+def test_an_unreadable_load_balancer_is_a_problem_and_the_others_are_still_compared():
+    problems = tp.compare_load_balancers({'lb1': CANARY, 'lb2': {'error': 'socket gone'}, 'lb3': BLUE}, 'green', 10)
+    assert problems[0] == 'lb2 could not be read back: socket gone'
+    assert problems[1].startswith('the load balancers are not in step (the step asks green 10 %): lb1 has green 10 %')
+    assert 'lb3 has blue 100 %' in problems[1] and len(problems) == 2
+    half = view('blue', 50, blue1=('ready', 50), green1=('ready', 50))
+    assert tp.format_state(half, 'green') == 'green 50 % (blue1 ready 50, green1 ready 50)'
+    assert tp.format_state(half) == 'blue 50 % (blue1 ready 50, green1 ready 50)'
+
+
+def test_the_revert_of_a_later_step_is_the_previous_step_everywhere():
+    plan = tp.plan_step_revert(['lb1', 'lb2'], {}, {}, previous={'active': 'green', 'weight': '10'})
+    assert plan == {'lb1': {'active': 'green', 'weight': 10}, 'lb2': {'active': 'green', 'weight': 10}}
+
+
+def test_the_revert_of_the_first_step_is_what_each_had_before_it():
+    switched = {'lb1': {'changed': True, 'previous': BLUE},
+                # failed before it changed anything: its read-back is its state before the step
+                'lb2': {'failed': True, 'changed': False, 'msg': 'refused'},
+                # failed and unreadable: what most of the others had
+                'lb3': {'failed': True, 'msg': 'cannot connect'}}
+    read_back = {'lb1': {'previous': CANARY}, 'lb2': {'previous': BLUE}, 'lb3': {'failed': True, 'msg': 'cannot connect'}}
+    plan = tp.plan_step_revert(['lb1', 'lb2', 'lb3'], switched, read_back)
+    assert plan == dict((n, {'active': 'blue', 'weight': 100}) for n in ('lb1', 'lb2', 'lb3'))
+    # a switch that changed something and then failed reports its previous state itself
+    switched = {'lb1': {'failed': True, 'changed': True, 'previous': view('green', 50, blue1=('ready', 50), green1=('ready', 50))}}
+    assert tp.plan_step_revert(['lb1'], switched, {'lb1': {'previous': CANARY}}) == {'lb1': {'active': 'green', 'weight': 50}}
+    # nothing known anywhere: nothing to go back to
+    assert tp.plan_step_revert(['lb1'], {'lb1': {'failed': True}}, {'lb1': {'failed': True}}) == {'lb1': None}
+
+
+def test_judge_step_in_step_and_out_of_step():
+    ok = tp.judge_step(['lb1', 'lb2'], 'green', 10, {'lb1': {'changed': True, 'previous': BLUE}, 'lb2': {'changed': True, 'previous': BLUE}},
+                       {'lb1': {'previous': CANARY}, 'lb2': {'previous': CANARY}})
+    assert ok['in_step'] and ok['problems'] == [] and ok['states']['lb2'] == CANARY
+    bad = tp.judge_step(['lb1', 'lb2'], 'green', 10,
+                        {'lb1': {'changed': True, 'previous': BLUE}, 'lb2': {'failed': True, 'msg': 'cannot connect to HAProxy'}},
+                        {'lb1': {'previous': CANARY}, 'lb2': {'failed': True, 'msg': 'cannot connect to HAProxy'}})
+    assert not bad['in_step']
+    assert bad['problems'][:2] == ['the switch failed on lb2: cannot connect to HAProxy',
+                                   'lb2 could not be read back: cannot connect to HAProxy']
+    assert bad['revert'] == {'lb1': {'active': 'blue', 'weight': 100}, 'lb2': {'active': 'blue', 'weight': 100}}
+    skipped = tp.judge_step(['lb1'], 'green', 10, {'lb1': {'skipped': True}}, {'lb1': {'previous': CANARY}})
+    assert skipped['problems'] == ['lb1 was not switched (no result of its switch)']
+    with pytest.raises(tp.SwitchError, match='at least one'):
+        tp.judge_step([], 'green', 10, {}, {})
+
+
+def test_the_failure_message_says_what_was_put_back_and_what_not():
+    revert = {'lb1': {'active': 'blue', 'weight': 100}, 'lb2': {'active': 'blue', 'weight': 100}, 'lb3': None}
+    reverted = {'lb1': {'changed': True}, 'lb2': {'failed': True, 'msg': 'cannot connect'}}
+    message = tp.step_failure_message('green', 10, ['the switch failed on lb2: cannot connect'], revert, reverted)
+    assert message == ('the step to green 10 % failed: the switch failed on lb2: cannot connect. Put back: lb1 to blue 100 %. '
+                       'NOT put back: lb2 (cannot connect); lb3 (nothing known to go back to); the load balancers may be '
+                       'split: a rerun puts them in step')
+    assert 'NOT put back' not in tp.step_failure_message('green', 10, ['x'], {'lb1': revert['lb1']}, {'lb1': {}})

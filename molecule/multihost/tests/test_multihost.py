@@ -1,5 +1,6 @@
-"""After site.yml and upgrade.yml under load (twice) on namespace hosts: v2 serves through lb1
-from both green hosts, schema contracted, nothing lost. HTTP checks run inside the client
+"""After site.yml and upgrade.yml under load (twice) on namespace hosts: v2 serves through lb1 and lb2
+from both green hosts, schema contracted, nothing lost. Before that, an upgrade lost lb2's admin socket
+mid-switch: it failed naming lb2, and the next run put both load balancers in step. HTTP checks run inside the client
 namespace (ip netns exec); the database and HAProxy are read over their unix sockets (files)."""
 import json
 import os
@@ -44,19 +45,24 @@ def probe_from(client, host, port, path='/health'):
     return json.loads(out)
 
 
-def haproxy_stats():
-    """{server: row} of HAProxy's `show stat`, read over lb1's admin socket."""
+def admin_command(lb, command):
+    """One command on a load balancer's admin socket (a file: no network)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(5)
-        sock.connect(os.path.join(HOSTS_DIR, 'lb1', 'haproxy', 'admin.sock'))
-        sock.sendall(b'show stat\n')
+        sock.connect(os.path.join(HOSTS_DIR, lb, 'haproxy', 'admin.sock'))
+        sock.sendall(command.encode() + b'\n')
         data = b''
         while True:
             chunk = sock.recv(65536)
             if not chunk:
                 break
             data += chunk
-    lines = [line for line in data.decode().splitlines() if line.strip()]
+    return data.decode()
+
+
+def haproxy_stats(lb='lb1'):
+    """{server: row} of HAProxy's `show stat`, read over the load balancer's admin socket."""
+    lines = [line for line in admin_command(lb, 'show stat').splitlines() if line.strip()]
     header = lines[0].lstrip('# ').split(',')
     rows = [dict(zip(header, line.split(','))) for line in lines[1:]]
     return {row['svname']: row for row in rows if row['pxname'] == 'app'}
@@ -64,7 +70,7 @@ def haproxy_stats():
 
 def test_hosts_are_namespaces_on_the_private_subnet():
     hosts = plan()
-    assert sorted(hosts) == ['blue1', 'blue2', 'client', 'db', 'green1', 'green2', 'lb1']
+    assert sorted(hosts) == ['blue1', 'blue2', 'client', 'db', 'green1', 'green2', 'lb1', 'lb2']
     for host in hosts.values():
         assert host['address'].startswith('10.231.77.')
     # The root namespace has no address on the subnet and drops anything sent to it.
@@ -74,10 +80,43 @@ def test_hosts_are_namespaces_on_the_private_subnet():
                                               check=True, universal_newlines=True).stdout
 
 
-def test_v2_serves_through_the_load_balancer():
-    lb_address = plan()['lb1']['address']
-    for _request in range(10):
-        assert probe_from('client', lb_address, LB_PORT) == {'status': 200, 'version': '2'}
+def test_v2_serves_through_both_load_balancers():
+    for lb in ('lb1', 'lb2'):
+        for _request in range(10):
+            assert probe_from('client', plan()[lb]['address'], LB_PORT) == {'status': 200, 'version': '2'}
+
+
+def servers_state(lb):
+    """{server: (srv_admin_state, srv_uweight)} of backend app."""
+    rows = [line.split() for line in admin_command(lb, 'show servers state app').splitlines()]
+    rows = [row for row in rows if len(row) > 7 and row[0].isdigit()]   # the first line is the format version
+    return {row[3]: (row[6], row[7]) for row in rows}
+
+
+def test_the_upgrade_that_lost_lb2_mid_switch_failed_naming_it_and_both_are_in_step_now():
+    with open(os.path.join(checks.SANDBOX, 'fault-upgrade.log'), encoding='utf-8') as handle:
+        log = ' '.join(handle.read().split())
+    assert 'the step to green 100 % failed: the switch failed on lb2' in log and 'Permission denied' in log
+    assert 'Put back: lb1 to green 50 %, lb2 to green 50 %' in log
+    assert 'NOT rolled back on load balancer(s) lb2' in log
+    # the next run put them in step: green serving at the same weights on both, blue in maint (srv_admin_state 1:
+    # forced maint, 0: ready; a server in maint keeps whatever weight it had, which sends nothing)
+    for lb in ('lb1', 'lb2'):
+        state = servers_state(lb)
+        assert {name: s[0] for name, s in state.items()} == {'blue1': '1', 'blue2': '1', 'green1': '0', 'green2': '0'}, lb
+        assert state['green1'][1] == state['green2'][1] == '100', (lb, state)
+
+
+def test_reads_through_lb2_saw_no_failure():
+    import glob  # pylint: disable=import-outside-toplevel
+    reports = []
+    for path in sorted(glob.glob(os.path.join(checks.SANDBOX, 'reads-lb2-*.json'))):
+        with open(path, encoding='utf-8') as handle:
+            reports.append(json.load(handle))
+    assert len(reports) == 2   # converge and the idempotence run
+    for report in reports:
+        assert report['requests'] > 0 and report['failed'] == 0, report.get('failures')
+    assert set(reports[0]['versions']) == {'1', '2'}
 
 
 def test_new_color_hosts_serve_v2_and_old_color_hosts_are_stopped():

@@ -2,7 +2,8 @@
 
 Standard library only. Listens on $ZDT_BIND:$ZDT_PORT; tells its version (from the VERSION file of its release) in
 the JSON of /status/ready at build.version and in an X-Build header; /api/items answers a small JSON list; /api/gate
-answers 500 when the release holds a file GATE_FAILS (a release that fails its gate check); /status/ready answers 503
+answers 500 when the release holds a file GATE_FAILS (a release that fails its gate check); with a file ERRORS_EVERY
+holding N, every N-th /api/items request answers 500 (a release that fails one request in N); /status/ready answers 503
 while the release directory holds a file UNHEALTHY (a host that fails its health check). On SIGTERM it stops
 accepting, finishes the requests in flight, and exits 0. It refuses to start unless its install step ran.
 """
@@ -23,6 +24,18 @@ def read(name):
 
 VERSION = read('VERSION')
 GATE_FAILS = os.path.exists(os.path.join(HERE, 'GATE_FAILS'))
+ERRORS_EVERY = int(read('ERRORS_EVERY')) if os.path.exists(os.path.join(HERE, 'ERRORS_EVERY')) else 0
+ITEMS_SERVED = [0]
+ITEMS_LOCK = threading.Lock()
+
+
+def fails_this_one():
+    """True for every ERRORS_EVERY-th /api/items request of this process."""
+    if not ERRORS_EVERY:
+        return False
+    with ITEMS_LOCK:
+        ITEMS_SERVED[0] += 1
+        return ITEMS_SERVED[0] % ERRORS_EVERY == 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -45,6 +58,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == '/status/ready':
             healthy = not os.path.exists(os.path.join(HERE, 'UNHEALTHY'))
             self.answer(200 if healthy else 503, {'ready': healthy, 'build': {'version': VERSION, 'color': os.environ.get('ZDT_COLOR')}})
+        elif path == '/api/items' and fails_this_one():
+            self.answer(500, {'error': 'one in %d fails' % ERRORS_EVERY})
         elif path == '/api/items':
             self.answer(200, {'items': [{'sku': 'A-%d' % n, 'stock': n} for n in range(5)], 'served_by': VERSION})
         elif path == '/api/gate':
