@@ -1,0 +1,185 @@
+"""A contained systemd host (zdt_lab.contained_host) boots, takes Ansible's file payloads, reboots and powers off
+leaving nothing behind; a launch that is not contained refuses to start systemd.
+
+The machine's /tmp holds a sentinel file through every boot; the machine's cgroup hierarchies have the same
+directories before and after; the host's PID 1 and its launcher are gone by pid; the overlay is deleted.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import uuid
+
+import pytest
+import yaml
+
+from zdt_lab.contained_host import CGROUP_ROOT, ContainedHost, ContainedHostError
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+ANSIBLE_TMP = os.path.expanduser('~/.ansible/tmp')
+
+
+def cgroup_dirs():
+    """Every cgroup directory of the machine, two levels deep, in every hierarchy."""
+    found = set()
+    for hierarchy in os.listdir('/sys/fs/cgroup'):
+        top = os.path.join('/sys/fs/cgroup', hierarchy)
+        for entry in os.listdir(top):
+            path = os.path.join(top, entry)
+            if os.path.isdir(path):
+                found.add(path)
+                found.update(os.path.join(path, sub) for sub in os.listdir(path) if os.path.isdir(os.path.join(path, sub)))
+    return found
+
+
+def alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid, encoding='utf-8') as handle:
+            return ') Z ' not in handle.read()
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope='module')
+def machine():
+    """A network namespace for the hosts, a state directory, a sentinel in the machine's /tmp, the cgroups before."""
+    netns = 'zdt-cht-' + uuid.uuid4().hex[:6]
+    subprocess.run(['ip', 'netns', 'add', netns], check=True)
+    state = tempfile.mkdtemp(prefix='zdt-contained-', dir='/var/tmp')
+    sentinel = os.path.join('/tmp', 'zdt-sentinel-' + uuid.uuid4().hex)
+    with open(sentinel, 'w', encoding='utf-8') as handle:
+        handle.write('still here\n')
+    os.makedirs(ANSIBLE_TMP, exist_ok=True)
+    before = cgroup_dirs()
+    try:
+        yield {'netns': netns, 'state': state, 'sentinel': sentinel, 'cgroups': before}
+    finally:
+        for name in os.listdir(state):
+            ContainedHost(state, name).destroy()
+        shutil.rmtree(state, ignore_errors=True)
+        subprocess.run(['ip', 'netns', 'del', netns], check=False)
+        assert os.path.exists(sentinel)
+        os.unlink(sentinel)
+
+
+@pytest.fixture(scope='module')
+def host(machine):
+    booted = ContainedHost(machine['state'], 'ch1', netns=machine['netns'], shares=[ANSIBLE_TMP])
+    assert booted.boot(timeout=60)
+    return booted
+
+
+def inside(host, *argv):
+    return host.command(list(argv)).stdout
+
+
+def test_host_boots_on_its_own_root_network_and_cgroups(host, machine):
+    assert inside(host, 'systemctl', 'is-system-running').strip() == 'running'
+    assert inside(host, 'hostname').strip() == 'ch1'
+    mounts = dict(line.split() for line in inside(host, 'findmnt', '-rn', '-o', 'TARGET,FSTYPE').splitlines())
+    assert mounts['/'] == 'overlay' and mounts['/tmp'] == mounts['/var/tmp'] == mounts['/run'] == 'tmpfs'
+    assert mounts['/sys/fs/cgroup'] == 'cgroup2'
+    assert os.path.basename(machine['sentinel']) not in inside(host, 'ls', '-a', '/tmp')
+    assert inside(host, 'ip', '-o', 'link').split()[1] == 'lo:' and len(inside(host, 'ip', '-o', 'link').splitlines()) == 1
+    # The machine's own services are masked inside; only this host's units run.
+    for unit in ('mariadb.service', 'haproxy.service', 'apt-daily.timer'):
+        assert host.command(['systemctl', 'is-enabled', unit], check=False).stdout.strip() == 'masked', unit
+        state = host.command(['systemctl', 'is-active', unit], check=False).stdout.strip()
+        assert state == 'inactive', (unit, state)
+    # systemd's cgroups are below this host's directory of the v2 hierarchy; nothing new anywhere else.
+    assert os.path.isdir(os.path.join(host.cgroup, 'system.slice', 'systemd-journald.service'))
+    assert cgroup_dirs() - machine['cgroups'] == {host.cgroup} | {os.path.join(host.cgroup, d) for d in os.listdir(host.cgroup)
+                                                                   if os.path.isdir(os.path.join(host.cgroup, d))}
+    assert os.path.exists(machine['sentinel'])
+
+
+def test_ansible_copy_template_and_unarchive_reach_the_host(host, machine, tmp_path):
+    """Ansible writes module files and payloads under the controller's ~/.ansible/tmp: shared with the host."""
+    src = tmp_path / 'payload'
+    src.mkdir()
+    (src / 'hello.txt').write_text('hello from the archive\n', encoding='utf-8')
+    with tarfile.open(tmp_path / 'payload.tar.gz', 'w:gz') as tar:
+        tar.add(src / 'hello.txt', arcname='hello.txt')
+    (tmp_path / 'unit.j2').write_text('name={{ inventory_hostname }}\n', encoding='utf-8')
+    inventory = {'all': {'hosts': {'ch1': {'ansible_connection': 'local', 'ansible_python_interpreter': host.wrapper}}}}
+    playbook = [{'hosts': 'ch1', 'gather_facts': False, 'tasks': [
+        {'ansible.builtin.file': {'path': '/etc/zdt-probe', 'state': 'directory', 'mode': '0755'}},
+        {'ansible.builtin.copy': {'content': 'copied\n', 'dest': '/etc/zdt-probe/copied', 'mode': '0644'}},
+        {'ansible.builtin.template': {'src': str(tmp_path / 'unit.j2'), 'dest': '/etc/zdt-probe/templated', 'mode': '0644'}},
+        {'ansible.builtin.file': {'path': '/opt/zdt-probe', 'state': 'directory', 'mode': '0755'}},
+        {'ansible.builtin.unarchive': {'src': str(tmp_path / 'payload.tar.gz'), 'dest': '/opt/zdt-probe'}},
+        {'ansible.builtin.systemd_service': {'name': 'systemd-journald', 'state': 'started'}},
+    ]}]
+    (tmp_path / 'hosts.yml').write_text(yaml.safe_dump(inventory), encoding='utf-8')
+    (tmp_path / 'probe.yml').write_text(yaml.safe_dump(playbook), encoding='utf-8')
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', str(tmp_path / 'hosts.yml'), str(tmp_path / 'probe.yml')],
+                          cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0 and 'changed=5' in proc.stdout, proc.stdout[-3000:]
+    assert inside(host, 'cat', '/etc/zdt-probe/copied', '/etc/zdt-probe/templated', '/opt/zdt-probe/hello.txt') == \
+        'copied\nname=ch1\nhello from the archive\n'
+    # Written to the host's upper layer, never to the machine.
+    assert not os.path.exists('/etc/zdt-probe') and not os.path.exists('/opt/zdt-probe')
+    assert os.path.isfile(os.path.join(host.upper, 'etc', 'zdt-probe', 'copied'))
+
+
+def test_reboot_keeps_the_root_and_leaves_nothing_between(host, machine):
+    first = host.pid()
+    inside(host, 'sh', '-c', 'echo kept > /etc/zdt-reboot; echo gone > /run/zdt-reboot; echo gone > /tmp/zdt-reboot')
+    result = host.poweroff()
+    assert result['was_running'] and not result['killed'] and not alive(first)
+    assert not os.path.exists(host.cgroup)
+    assert host.boot(timeout=60)
+    assert host.pid() != first
+    assert inside(host, 'cat', '/etc/zdt-reboot') == 'kept\n'
+    assert host.command(['ls', '/run/zdt-reboot', '/tmp/zdt-reboot'], check=False).returncode != 0
+    assert os.path.exists(machine['sentinel'])
+
+
+def test_poweroff_ends_every_process_removes_its_cgroups_and_destroy_the_overlay(host, machine):
+    init = host.pid()
+    with open(os.path.join(host.dir, 'launcher.json'), encoding='utf-8') as handle:
+        launcher = json.load(handle)['pid']
+    pids = [int(pid) for pid in inside(host, 'sh', '-c', 'ls /proc | grep -E "^[0-9]+$"').split()]
+    assert 1 in pids and len(pids) > 3   # systemd, journald, dbus, logind, ...
+    result = host.destroy()
+    assert result['was_running'] and not result['killed']
+    assert not alive(init) and not alive(launcher)
+    assert not os.path.exists(host.dir) and not os.path.exists(host.cgroup)
+    assert cgroup_dirs() == machine['cgroups']
+    assert os.path.exists(machine['sentinel'])
+
+
+@pytest.mark.parametrize('case', ['machine-netns', 'tmp-not-tmpfs', 'var-tmp-not-fresh'])
+def test_an_uncontained_launch_refuses_before_systemd_starts(machine, case, tmp_path):
+    name = 'bad-' + case[:3]
+    kwargs = {'netns': machine['netns'], 'shares': []}
+    expected = {'machine-netns': "the net namespace is the machine's", 'tmp-not-tmpfs': '/tmp is ext4, not a tmpfs',
+                'var-tmp-not-fresh': '/var/tmp is not fresh'}[case]
+    if case == 'machine-netns':
+        kwargs['netns'] = None
+    elif case == 'tmp-not-tmpfs':
+        kwargs['shares'] = ['/tmp']
+    else:
+        shared = tempfile.mkdtemp(prefix='zdt-share-', dir='/var/tmp')
+        kwargs['shares'] = [shared]
+    bad = ContainedHost(machine['state'], name, **kwargs)
+    try:
+        with pytest.raises(ContainedHostError) as failure:
+            bad.boot(timeout=30)
+    finally:
+        if case == 'var-tmp-not-fresh':
+            os.rmdir(shared)
+    message = str(failure.value)
+    assert 'launcher status 2' in message and 'refusing to start systemd' in message and expected in message, message
+    assert 'starting systemd' not in bad.log_tail(100)
+    assert bad.pid() is None and not os.path.exists(bad.cgroup)
+    assert not os.path.isdir(os.path.join(CGROUP_ROOT, 'zdt-contained-' + name))
+    assert os.path.exists(machine['sentinel'])
+    bad.destroy()
+    assert not os.path.exists(bad.dir)
