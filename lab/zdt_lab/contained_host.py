@@ -10,8 +10,9 @@ can do none of this, before systemd runs:
 - /tmp, /var/tmp and /run are fresh tmpfs, /dev a minimal tmpfs (null, zero, full, random, urandom, tty, a private
   devpts), /proc its own pid namespace's, /proc/sys and /sys read-only;
 - its own pid, mount, UTS, IPC and cgroup namespaces, and the network namespace it is given (never the machine's);
-- its cgroup namespace is rooted in ``/sys/fs/cgroup/unified/zdt-contained-<host>`` (the launcher moves itself
-  there first), so the cgroups systemd creates are below that directory and are removed after the power-off;
+- its cgroup namespace is rooted in ``<cgroup v2 root>/zdt-contained-<host>`` (the launcher moves itself there
+  first; the root is /sys/fs/cgroup/unified on this hybrid machine), and systemd mounts the v2 hierarchy only: the
+  cgroups it creates are below that directory and are removed after the power-off;
 - it boots ``zdt-contained.target`` (multi-user.target plus nothing else): inside the overlay, every unit the machine
   enables, every generator and the units that act on the kernel or hardware are masked.
 
@@ -36,7 +37,19 @@ import subprocess
 import sys
 import time
 
-CGROUP_ROOT = '/sys/fs/cgroup/unified'
+
+
+def _cgroup2_root():
+    """Where the machine mounts the cgroup v2 hierarchy: /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified (hybrid)."""
+    with open('/proc/self/mounts', encoding='utf-8') as handle:
+        points = [line.split()[1] for line in handle if line.split()[2] == 'cgroup2']
+    for candidate in ('/sys/fs/cgroup', '/sys/fs/cgroup/unified'):
+        if candidate in points:
+            return candidate
+    return '/sys/fs/cgroup/unified'
+
+
+CGROUP_ROOT = _cgroup2_root()
 SYSTEMD = '/lib/systemd/systemd'
 TARGET = 'zdt-contained.target'
 OVERLAY_MAGIC = 0x794c7630
@@ -127,10 +140,6 @@ def _init(config_path):
     _mount('overlay', merged, 'overlay', 'lowerdir=/,upperdir=%s,workdir=%s' % (config['upper'], config['work']))
     for path, mode in (('run', '0755'), ('tmp', '1777'), ('var/tmp', '1777')):
         _mount('tmpfs', os.path.join(merged, path), 'tmpfs', 'mode=%s,nosuid,nodev' % mode)
-    # The state directory (this upper layer among others) is on the machine's root: out of sight inside.
-    hidden = os.path.join(merged, config['state_root'].lstrip('/'))
-    if os.path.isdir(hidden):
-        _mount('tmpfs', hidden, 'tmpfs', 'ro,mode=0755')
     proc = os.path.join(merged, 'proc')
     _mount('proc', proc, 'proc', 'nosuid,nodev,noexec')
     for path in [name for name in ('sys', 'sysrq-trigger') if os.path.exists(os.path.join(proc, name))]:
@@ -153,6 +162,10 @@ def _init(config_path):
     for name, target in (('fd', '/proc/self/fd'), ('stdin', '/proc/self/fd/0'), ('stdout', '/proc/self/fd/1'),
                          ('stderr', '/proc/self/fd/2')):
         os.symlink(target, os.path.join(dev, name))
+    # The state directory (this upper layer among others) is on the machine's root: out of sight inside.
+    hidden = os.path.join(merged, config['state_root'].lstrip('/'))
+    if os.path.isdir(hidden):
+        _mount('tmpfs', hidden, 'tmpfs', 'ro,mode=0755')
     for path in config['shares']:
         inside = os.path.join(merged, path.lstrip('/'))
         os.makedirs(inside, exist_ok=True)
@@ -263,6 +276,10 @@ class ContainedHost:
         """Boot (or boot again) and wait until systemd reports running; raises with the log when it refuses or fails."""
         if self.pid():
             return False
+        for share in self.shares:
+            if (self.state_root + '/').startswith(share.rstrip('/') + '/'):
+                raise ContainedHostError('share %s holds the state directory %s: the host would see its own upper layer'
+                                         % (share, self.state_root))
         for path in ('upper', 'work', 'merged'):
             os.makedirs(self._path(path), exist_ok=True)
         if not os.path.exists(self._path('masked.json')):

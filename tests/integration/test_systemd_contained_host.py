@@ -20,7 +20,6 @@ from zdt_lab.contained_host import CGROUP_ROOT, ContainedHost, ContainedHostErro
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-ANSIBLE_TMP = os.path.expanduser('~/.ansible/tmp')
 
 
 def cgroup_dirs():
@@ -50,17 +49,21 @@ def machine():
     netns = 'zdt-cht-' + uuid.uuid4().hex[:6]
     subprocess.run(['ip', 'netns', 'add', netns], check=True)
     state = tempfile.mkdtemp(prefix='zdt-contained-', dir='/var/tmp')
+    # Ansible's remote_tmp for the host (ansible_remote_tmp): the one machine directory the host sees (never below
+    # /tmp, /var/tmp or /run, which must be fresh inside).
+    os.makedirs(os.path.expanduser('~/.ansible/tmp'), exist_ok=True)
+    ansible_tmp = tempfile.mkdtemp(prefix='zdt-contained-tmp-', dir=os.path.expanduser('~/.ansible/tmp'))
     sentinel = os.path.join('/tmp', 'zdt-sentinel-' + uuid.uuid4().hex)
     with open(sentinel, 'w', encoding='utf-8') as handle:
         handle.write('still here\n')
-    os.makedirs(ANSIBLE_TMP, exist_ok=True)
     before = cgroup_dirs()
     try:
-        yield {'netns': netns, 'state': state, 'sentinel': sentinel, 'cgroups': before}
+        yield {'netns': netns, 'state': state, 'sentinel': sentinel, 'cgroups': before, 'ansible_tmp': ansible_tmp}
     finally:
         for name in os.listdir(state):
             ContainedHost(state, name).destroy()
         shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(ansible_tmp, ignore_errors=True)
         subprocess.run(['ip', 'netns', 'del', netns], check=False)
         assert os.path.exists(sentinel)
         os.unlink(sentinel)
@@ -68,7 +71,7 @@ def machine():
 
 @pytest.fixture(scope='module')
 def host(machine):
-    booted = ContainedHost(machine['state'], 'ch1', netns=machine['netns'], shares=[ANSIBLE_TMP])
+    booted = ContainedHost(machine['state'], 'ch1', netns=machine['netns'], shares=[machine['ansible_tmp']])
     assert booted.boot(timeout=60)
     return booted
 
@@ -98,14 +101,15 @@ def test_host_boots_on_its_own_root_network_and_cgroups(host, machine):
 
 
 def test_ansible_copy_template_and_unarchive_reach_the_host(host, machine, tmp_path):
-    """Ansible writes module files and payloads under the controller's ~/.ansible/tmp: shared with the host."""
+    """With ansible_connection local, Ansible writes module files and payloads in the controller's remote_tmp: shared."""
     src = tmp_path / 'payload'
     src.mkdir()
     (src / 'hello.txt').write_text('hello from the archive\n', encoding='utf-8')
     with tarfile.open(tmp_path / 'payload.tar.gz', 'w:gz') as tar:
         tar.add(src / 'hello.txt', arcname='hello.txt')
     (tmp_path / 'unit.j2').write_text('name={{ inventory_hostname }}\n', encoding='utf-8')
-    inventory = {'all': {'hosts': {'ch1': {'ansible_connection': 'local', 'ansible_python_interpreter': host.wrapper}}}}
+    inventory = {'all': {'hosts': {'ch1': {'ansible_connection': 'local', 'ansible_python_interpreter': host.wrapper,
+                                                 'ansible_remote_tmp': machine['ansible_tmp']}}}}
     playbook = [{'hosts': 'ch1', 'gather_facts': False, 'tasks': [
         {'ansible.builtin.file': {'path': '/etc/zdt-probe', 'state': 'directory', 'mode': '0755'}},
         {'ansible.builtin.copy': {'content': 'copied\n', 'dest': '/etc/zdt-probe/copied', 'mode': '0644'}},
@@ -126,6 +130,36 @@ def test_ansible_copy_template_and_unarchive_reach_the_host(host, machine, tmp_p
     # Written to the host's upper layer, never to the machine.
     assert not os.path.exists('/etc/zdt-probe') and not os.path.exists('/opt/zdt-probe')
     assert os.path.isfile(os.path.join(host.upper, 'etc', 'zdt-probe', 'copied'))
+
+
+def run_playbook(host, machine, tmp_path, plays):
+    inventory = {'all': {'hosts': {'ch1': {'ansible_connection': 'local', 'ansible_python_interpreter': host.wrapper,
+                                           'ansible_remote_tmp': machine['ansible_tmp']}}}}
+    (tmp_path / 'hosts.yml').write_text(yaml.safe_dump(inventory), encoding='utf-8')
+    (tmp_path / 'play.yml').write_text(yaml.safe_dump(plays), encoding='utf-8')
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', str(tmp_path / 'hosts.yml'), str(tmp_path / 'play.yml')],
+                          cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return proc.stdout
+
+
+def test_the_app_unit_hands_the_command_to_sh_unchanged_under_systemd(host, machine, tmp_path):
+    """The role's unit, started by the host's systemd: quotes, backslashes, % and $ reach sh as written."""
+    command = "/usr/bin/printf '%s|' \"q\\\"uote\" 'back\\slash' '50%' '$ZDT_COLOR' \"$ZDT_COLOR\" > /tmp/zdt-argv"
+    zdt_app = {'name': 'quoting', 'artifact': str(tmp_path), 'command': command, 'user': 'root', 'base_dir': '/opt/quoting'}
+    run_playbook(host, machine, tmp_path, [{'hosts': 'ch1', 'gather_facts': False, 'vars': {
+        'zdt_app': zdt_app, 'app_release_version': '1', 'app_release_color': 'blue'}, 'tasks': [
+        {'ansible.builtin.file': {'path': '/opt/quoting/blue', 'state': 'directory', 'mode': '0755'}},
+        {'ansible.builtin.copy': {'content': 'ZDT_COLOR="blue"\n', 'dest': '/opt/quoting/blue/{{ item }}', 'mode': '0600'},
+         'loop': ['env', 'secret.env']},
+        {'ansible.builtin.file': {'path': '/opt/quoting/releases/1', 'state': 'directory', 'mode': '0755'}},
+        {'ansible.builtin.include_role': {'name': 'zdt.bluegreen.app_release', 'tasks_from': 'unit'}},
+        {'ansible.builtin.systemd_service': {'name': 'zdt-quoting-blue', 'state': 'started', 'daemon_reload': True}},
+    ]}])
+    host.command(['sh', '-c', 'for i in $(seq 50); do [ -s /tmp/zdt-argv ] && exit 0; sleep 0.1; done; exit 1'])
+    assert inside(host, 'cat', '/tmp/zdt-argv') == 'q"uote|back\\slash|50%|$ZDT_COLOR|blue|'
 
 
 def test_reboot_keeps_the_root_and_leaves_nothing_between(host, machine):
@@ -153,6 +187,12 @@ def test_poweroff_ends_every_process_removes_its_cgroups_and_destroy_the_overlay
     assert not os.path.exists(host.dir) and not os.path.exists(host.cgroup)
     assert cgroup_dirs() == machine['cgroups']
     assert os.path.exists(machine['sentinel'])
+
+
+def test_a_share_that_holds_the_state_directory_is_refused(machine):
+    with pytest.raises(ContainedHostError, match='holds the state directory'):
+        ContainedHost(machine['state'], 'bad-share', netns=machine['netns'], shares=['/var/tmp']).boot()
+    assert not os.path.exists(os.path.join(machine['state'], 'bad-share'))
 
 
 @pytest.mark.parametrize('case', ['machine-netns', 'tmp-not-tmpfs', 'var-tmp-not-fresh'])
