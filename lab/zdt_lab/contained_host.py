@@ -38,7 +38,6 @@ import sys
 import time
 
 
-
 def _cgroup2_root():
     """Where the machine mounts the cgroup v2 hierarchy: /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified (hybrid)."""
     with open('/proc/self/mounts', encoding='utf-8') as handle:
@@ -186,7 +185,8 @@ def _init(config_path):
     os.execve(SYSTEMD, [SYSTEMD, '--unit=' + TARGET, '--log-target=console', '--show-status=false'],
               # container: systemd skips what only a machine does; the cgroup v2 hierarchy only, below this
               # host's own cgroup (a container reads its "kernel command line" from this variable).
-              {'container': 'zdt-contained', 'SYSTEMD_PROC_CMDLINE': 'systemd.unified_cgroup_hierarchy=1', 'PATH': '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+              {'container': 'zdt-contained', 'SYSTEMD_PROC_CMDLINE': 'systemd.unified_cgroup_hierarchy=1',
+               'PATH': '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
                'LANG': 'C.UTF-8'})
 
 

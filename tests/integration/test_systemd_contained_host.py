@@ -95,41 +95,9 @@ def test_host_boots_on_its_own_root_network_and_cgroups(host, machine):
         assert state == 'inactive', (unit, state)
     # systemd's cgroups are below this host's directory of the v2 hierarchy; nothing new anywhere else.
     assert os.path.isdir(os.path.join(host.cgroup, 'system.slice', 'systemd-journald.service'))
-    assert cgroup_dirs() - machine['cgroups'] == {host.cgroup} | {os.path.join(host.cgroup, d) for d in os.listdir(host.cgroup)
-                                                                   if os.path.isdir(os.path.join(host.cgroup, d))}
+    below = {os.path.join(host.cgroup, d) for d in os.listdir(host.cgroup) if os.path.isdir(os.path.join(host.cgroup, d))}
+    assert cgroup_dirs() - machine['cgroups'] == {host.cgroup} | below
     assert os.path.exists(machine['sentinel'])
-
-
-def test_ansible_copy_template_and_unarchive_reach_the_host(host, machine, tmp_path):
-    """With ansible_connection local, Ansible writes module files and payloads in the controller's remote_tmp: shared."""
-    src = tmp_path / 'payload'
-    src.mkdir()
-    (src / 'hello.txt').write_text('hello from the archive\n', encoding='utf-8')
-    with tarfile.open(tmp_path / 'payload.tar.gz', 'w:gz') as tar:
-        tar.add(src / 'hello.txt', arcname='hello.txt')
-    (tmp_path / 'unit.j2').write_text('name={{ inventory_hostname }}\n', encoding='utf-8')
-    inventory = {'all': {'hosts': {'ch1': {'ansible_connection': 'local', 'ansible_python_interpreter': host.wrapper,
-                                                 'ansible_remote_tmp': machine['ansible_tmp']}}}}
-    playbook = [{'hosts': 'ch1', 'gather_facts': False, 'tasks': [
-        {'ansible.builtin.file': {'path': '/etc/zdt-probe', 'state': 'directory', 'mode': '0755'}},
-        {'ansible.builtin.copy': {'content': 'copied\n', 'dest': '/etc/zdt-probe/copied', 'mode': '0644'}},
-        {'ansible.builtin.template': {'src': str(tmp_path / 'unit.j2'), 'dest': '/etc/zdt-probe/templated', 'mode': '0644'}},
-        {'ansible.builtin.file': {'path': '/opt/zdt-probe', 'state': 'directory', 'mode': '0755'}},
-        {'ansible.builtin.unarchive': {'src': str(tmp_path / 'payload.tar.gz'), 'dest': '/opt/zdt-probe'}},
-        {'ansible.builtin.systemd_service': {'name': 'systemd-journald', 'state': 'started'}},
-    ]}]
-    (tmp_path / 'hosts.yml').write_text(yaml.safe_dump(inventory), encoding='utf-8')
-    (tmp_path / 'probe.yml').write_text(yaml.safe_dump(playbook), encoding='utf-8')
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO_ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
-    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', str(tmp_path / 'hosts.yml'), str(tmp_path / 'probe.yml')],
-                          cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                          timeout=300, check=False)
-    assert proc.returncode == 0 and 'changed=5' in proc.stdout, proc.stdout[-3000:]
-    assert inside(host, 'cat', '/etc/zdt-probe/copied', '/etc/zdt-probe/templated', '/opt/zdt-probe/hello.txt') == \
-        'copied\nname=ch1\nhello from the archive\n'
-    # Written to the host's upper layer, never to the machine.
-    assert not os.path.exists('/etc/zdt-probe') and not os.path.exists('/opt/zdt-probe')
-    assert os.path.isfile(os.path.join(host.upper, 'etc', 'zdt-probe', 'copied'))
 
 
 def run_playbook(host, machine, tmp_path, plays):
@@ -143,6 +111,30 @@ def run_playbook(host, machine, tmp_path, plays):
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
     return proc.stdout
+
+
+def test_ansible_copy_template_and_unarchive_reach_the_host(host, machine, tmp_path):
+    """With ansible_connection local, Ansible writes module files and payloads in the controller's remote_tmp: shared."""
+    src = tmp_path / 'payload'
+    src.mkdir()
+    (src / 'hello.txt').write_text('hello from the archive\n', encoding='utf-8')
+    with tarfile.open(tmp_path / 'payload.tar.gz', 'w:gz') as tar:
+        tar.add(src / 'hello.txt', arcname='hello.txt')
+    (tmp_path / 'unit.j2').write_text('name={{ inventory_hostname }}\n', encoding='utf-8')
+    out = run_playbook(host, machine, tmp_path, [{'hosts': 'ch1', 'gather_facts': False, 'tasks': [
+        {'ansible.builtin.file': {'path': '/etc/zdt-probe', 'state': 'directory', 'mode': '0755'}},
+        {'ansible.builtin.copy': {'content': 'copied\n', 'dest': '/etc/zdt-probe/copied', 'mode': '0644'}},
+        {'ansible.builtin.template': {'src': str(tmp_path / 'unit.j2'), 'dest': '/etc/zdt-probe/templated', 'mode': '0644'}},
+        {'ansible.builtin.file': {'path': '/opt/zdt-probe', 'state': 'directory', 'mode': '0755'}},
+        {'ansible.builtin.unarchive': {'src': str(tmp_path / 'payload.tar.gz'), 'dest': '/opt/zdt-probe'}},
+        {'ansible.builtin.systemd_service': {'name': 'systemd-journald', 'state': 'started'}},
+    ]}])
+    assert 'changed=5' in out, out[-3000:]
+    assert inside(host, 'cat', '/etc/zdt-probe/copied', '/etc/zdt-probe/templated', '/opt/zdt-probe/hello.txt') == \
+        'copied\nname=ch1\nhello from the archive\n'
+    # Written to the host's upper layer, never to the machine.
+    assert not os.path.exists('/etc/zdt-probe') and not os.path.exists('/opt/zdt-probe')
+    assert os.path.isfile(os.path.join(host.upper, 'etc', 'zdt-probe', 'copied'))
 
 
 def test_the_app_unit_hands_the_command_to_sh_unchanged_under_systemd(host, machine, tmp_path):
