@@ -209,22 +209,18 @@ class ContainedHost:
     def _path(self, name):
         return os.path.join(self.dir, name)
 
+    def _running(self, record):
+        """The pid a record (init.json, launcher.json: pid and start time) names while that process runs, else None."""
+        try:
+            with open(self._path(record), encoding='utf-8') as handle:
+                process = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        return process['pid'] if _start_time(process['pid']) == process['start_time'] else None
+
     def pid(self):
         """The host's PID 1 (as the machine numbers it) while it runs, else None."""
-        try:
-            with open(self._path('init.json'), encoding='utf-8') as handle:
-                init = json.load(handle)
-        except (OSError, ValueError):
-            return None
-        return init['pid'] if _start_time(init['pid']) == init['start_time'] else None
-
-    def _launcher(self):
-        try:
-            with open(self._path('launcher.json'), encoding='utf-8') as handle:
-                launcher = json.load(handle)
-        except (OSError, ValueError):
-            return None
-        return launcher['pid'] if _start_time(launcher['pid']) == launcher['start_time'] else None
+        return self._running('init.json')
 
     def log_tail(self, lines=30):
         try:
@@ -383,7 +379,7 @@ class ContainedHost:
                 killed = True
                 while self.pid():
                     time.sleep(0.05)
-        launcher = self._launcher()
+        launcher = self._running('launcher.json')
         deadline = time.monotonic() + 10
         while launcher and _start_time(launcher) and time.monotonic() < deadline:
             try:
@@ -391,7 +387,7 @@ class ContainedHost:
             except ChildProcessError:
                 pass
             time.sleep(0.05)
-            launcher = self._launcher()
+            launcher = self._running('launcher.json')
         return {'was_running': bool(pid), 'killed': killed, 'cgroups_removed': self.remove_cgroups()}
 
     def remove_cgroups(self):

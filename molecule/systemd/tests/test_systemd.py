@@ -10,7 +10,6 @@ root (/proc/<PID 1>/root/...); commands inside a host run through nsenter (zdt_l
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -33,18 +32,6 @@ UNIT = {'blue': 'zdt-zdt-sample-blue.service', 'green': 'zdt-zdt-sample-green.se
 HOSTS = {'blue': 'sys-blue1', 'green': 'sys-green1'}
 BIN = os.path.dirname(sys.executable)
 
-PROBE = r'''
-import http.client, json, sys
-host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-try:
-    conn = http.client.HTTPConnection(host, port, timeout=5)
-    conn.request('GET', path)
-    response = conn.getresponse()
-    print(json.dumps({'status': response.status, 'version': response.getheader('X-App-Version')}))
-except OSError as exc:
-    print(json.dumps({'error': str(exc)}))
-'''
-
 
 def plan():
     with open(os.path.join(EPHEMERAL, 'netns', 'hosts.json'), encoding='utf-8') as handle:
@@ -55,13 +42,9 @@ def host(name):
     return ContainedHost(CONTAINED, name, netns='zdt-' + name, shares=[CONTAINED_TMP])
 
 
-def in_client(argv, **kwargs):
-    return subprocess.run(['ip', 'netns', 'exec', plan()['sys-client']['netns']] + argv, stdout=subprocess.PIPE,
-                          universal_newlines=True, check=True, **kwargs).stdout
-
-
 def probe(name, port, path='/health'):
-    return json.loads(in_client([sys.executable, '-c', PROBE, plan()[name]['address'], str(port), path]))
+    """GET from the client namespace to host `name`'s address."""
+    return checks.probe_in_netns(plan()['sys-client']['netns'], plan()[name]['address'], port, path)
 
 
 def unit_show(name, unit, *props):
@@ -69,33 +52,20 @@ def unit_show(name, unit, *props):
     return dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
 
 
-def admin(command):
-    """One command on HAProxy's admin socket on sys-lb1 (through that host's root)."""
-    path = '/proc/%d/root/run/zdt-haproxy/admin.sock' % host('sys-lb1').pid()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(path)
-        sock.sendall(command.encode() + b'\n')
-        data = b''
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode()
+def admin_socket():
+    """HAProxy's admin socket on sys-lb1, through that host's root."""
+    return '/proc/%d/root/run/zdt-haproxy/admin.sock' % host('sys-lb1').pid()
 
 
 def server_states():
     """{server: (operational state, admin state, user weight)} from `show servers state`."""
-    lines = [line for line in admin('show servers state app').splitlines()[1:] if line and not line.startswith('#')]
+    lines = [line for line in checks.haproxy_command(admin_socket(), 'show servers state app').splitlines()[1:]
+             if line and not line.startswith('#')]
     return {fields[3]: (fields[5], fields[6], fields[7]) for fields in (line.split() for line in lines)}
 
 
 def server_status(name):
-    lines = [line for line in admin('show stat').splitlines() if line.strip()]
-    header = lines[0].lstrip('# ').split(',')
-    rows = [dict(zip(header, line.split(','))) for line in lines[1:]]
-    return [row for row in rows if row['pxname'] == 'app' and row['svname'] == name][0]['status']
+    return checks.haproxy_stats(admin_socket())[name]['status']
 
 
 def wait_for(predicate, timeout, what):
