@@ -10,9 +10,9 @@ can do none of this, before systemd runs:
 - /tmp, /var/tmp and /run are fresh tmpfs, /dev a minimal tmpfs (null, zero, full, random, urandom, tty, a private
   devpts), /proc its own pid namespace's, /proc/sys and /sys read-only;
 - its own pid, mount, UTS, IPC and cgroup namespaces, and the network namespace it is given (never the machine's);
-- its cgroup namespace is rooted in ``<cgroup v2 root>/zdt-contained-<host>`` (the launcher moves itself there
-  first; the root is /sys/fs/cgroup/unified on this hybrid machine), and systemd mounts the v2 hierarchy only: the
-  cgroups it creates are below that directory and are removed after the power-off;
+- its cgroup namespace is rooted in ``<cgroup v2 root>/zdt-contained-<host>-<hash of the state directory>`` (the
+  launcher moves itself there first; the root is /sys/fs/cgroup/unified on this hybrid machine), and systemd mounts
+  the v2 hierarchy only: the cgroups it creates are below that directory and are removed after the power-off;
 - it boots ``zdt-contained.target`` (multi-user.target plus nothing else): inside the overlay, every unit the machine
   enables, every generator and the units that act on the kernel or hardware are masked.
 
@@ -28,6 +28,7 @@ Used by tools/contained_hosts.py, tests/integration/test_systemd_contained_host.
 """
 import argparse
 import ctypes
+import hashlib
 import json
 import os
 import secrets
@@ -201,7 +202,9 @@ class ContainedHost:
         self.netns = netns
         self.shares = [os.path.abspath(path) for path in shares]
         self.python = python
-        self.cgroup = os.path.join(CGROUP_ROOT, 'zdt-contained-' + name)
+        # Named after the state directory too: two test runs on one machine never share a cgroup.
+        self.cgroup = os.path.join(CGROUP_ROOT, 'zdt-contained-%s-%s'
+                                   % (name, hashlib.sha256(self.state_root.encode()).hexdigest()[:8]))
         # Ansible's ansible_python_interpreter for this host (ansible_connection: local).
         self.wrapper = os.path.join(self.dir, 'python')
 
