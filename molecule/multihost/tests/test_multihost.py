@@ -4,9 +4,7 @@ mid-switch: it failed naming lb2, and the next run put both load balancers in st
 namespace (ip netns exec); the database and HAProxy are read over their unix sockets (files)."""
 import json
 import os
-import socket
 import subprocess
-import sys
 
 from zdt_lab import checks
 
@@ -18,19 +16,6 @@ checks.DB_SOCKET = os.path.join(HOSTS_DIR, 'db', 'mariadb', 'mysqld.sock')
 APP_PORT = 8080
 LB_PORT = 8000
 
-# Runs inside a namespace: one HTTP GET, or a connection attempt, printed as JSON.
-PROBE = r'''
-import http.client, json, sys
-host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-try:
-    conn = http.client.HTTPConnection(host, port, timeout=5)
-    conn.request('GET', path)
-    response = conn.getresponse()
-    print(json.dumps({'status': response.status, 'version': response.getheader('X-App-Version')}))
-except OSError as exc:
-    print(json.dumps({'error': str(exc)}))
-'''
-
 
 def plan():
     with open(os.path.join(EPHEMERAL, 'netns', 'hosts.json'), encoding='utf-8') as handle:
@@ -39,33 +24,21 @@ def plan():
 
 def probe_from(client, host, port, path='/health'):
     """GET host:port/path from inside the namespace of `client`."""
-    netns = plan()[client]['netns']
-    out = subprocess.run(['ip', 'netns', 'exec', netns, sys.executable, '-c', PROBE, host, str(port), path],
-                         stdout=subprocess.PIPE, check=True, universal_newlines=True).stdout
-    return json.loads(out)
+    return checks.probe_in_netns(plan()[client]['netns'], host, port, path)
+
+
+def admin_socket(lb):
+    return os.path.join(HOSTS_DIR, lb, 'haproxy', 'admin.sock')
 
 
 def admin_command(lb, command):
     """One command on a load balancer's admin socket (a file: no network)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(os.path.join(HOSTS_DIR, lb, 'haproxy', 'admin.sock'))
-        sock.sendall(command.encode() + b'\n')
-        data = b''
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode()
+    return checks.haproxy_command(admin_socket(lb), command)
 
 
 def haproxy_stats(lb='lb1'):
     """{server: row} of HAProxy's `show stat`, read over the load balancer's admin socket."""
-    lines = [line for line in admin_command(lb, 'show stat').splitlines() if line.strip()]
-    header = lines[0].lstrip('# ').split(',')
-    rows = [dict(zip(header, line.split(','))) for line in lines[1:]]
-    return {row['svname']: row for row in rows if row['pxname'] == 'app'}
+    return checks.haproxy_stats(admin_socket(lb))
 
 
 def test_hosts_are_namespaces_on_the_private_subnet():

@@ -38,7 +38,8 @@ def ask(path, command, timeout):
 
 def workers(master_socket, timeout):
     """Pids of the current workers (``show proc`` lines of type worker with reloads == 0)."""
-    text = ask(master_socket, 'show proc', timeout)
+    # The master CLI keeps the connection open after a reply (HAProxy 2.6): quit, or the read waits for the timeout.
+    text = ask(master_socket, 'show proc;quit', timeout)
     current = []
     section = None
     for line in text.splitlines():
