@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 CACHE := .cache
-APT_PACKAGES := mariadb-server mariadb-client haproxy wrk percona-toolkit iproute2 rsync systemd dbus
+APT_PACKAGES := mariadb-server mariadb-client haproxy wrk percona-toolkit iproute2 rsync systemd dbus python3-pymysql
 COLLECTION_LINK := .collections/ansible_collections/zdt/bluegreen
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -51,7 +51,10 @@ demo: bootstrap
 
 # ---- everything CI runs ----
 test: bootstrap
-	$(MAKE) --no-print-directory unit sanity lint build-check integration molecule
+	@for stage in unit sanity lint build-check integration molecule; do \
+	  echo "== $$(date -u +%T) make $$stage"; \
+	  $(MAKE) --no-print-directory $$stage || exit 1; \
+	done; echo "== $$(date -u +%T) make test: every stage passed"
 
 unit: bootstrap
 	$(BIN)/pytest -q tests/unit
@@ -63,12 +66,12 @@ lint: bootstrap
 	$(BIN)/ansible-lint --profile production --strict
 
 integration: bootstrap
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q --durations=15 tests/integration
 
 molecule: bootstrap
 	@for f in molecule/*/molecule.yml; do \
 	  s=$$(basename $$(dirname $$f)); \
-	  echo "== molecule scenario $$s"; \
+	  echo "== $$(date -u +%T) molecule scenario $$s"; \
 	  $(BIN)/molecule test -s $$s || exit 1; \
 	done
 

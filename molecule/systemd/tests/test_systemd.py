@@ -101,7 +101,7 @@ def test_both_colors_and_haproxy_run_from_the_generated_units():
     assert green['FragmentPath'] == '/etc/systemd/system/' + UNIT['green']
     # The command reached the process as written in zdt_app.command (sh exec'd it).
     cmdline = host(HOSTS['green']).command(['cat', '/proc/%s/cmdline' % green['MainPID']]).stdout.split('\0')[:-1]
-    assert cmdline[1:] == ['app.py'] and cmdline[0].endswith('/python'), cmdline
+    assert cmdline == ['/usr/bin/python3', 'app.py'], cmdline
     blue = unit_show(HOSTS['blue'], UNIT['blue'], 'ActiveState', 'UnitFileState')
     assert blue == {'ActiveState': 'inactive', 'UnitFileState': 'disabled'}
     lb = unit_show('sys-lb1', 'zdt-haproxy.service', 'ActiveState', 'UnitFileState', 'Type')
