@@ -85,6 +85,7 @@ def private_sandbox(prefix, log_bin=False, options=None, replica=False):
         yield stack
     finally:
         stack.stop_all()
+        shutil.rmtree(stack.root, ignore_errors=True)   # its datadirs: hundreds of MB
 
 
 @pytest.fixture
