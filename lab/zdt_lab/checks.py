@@ -1,6 +1,5 @@
 """Checks the molecule verifiers share: the sandbox stack as the scenario left it."""
 import glob
-import http.client
 import json
 import os
 import socket
@@ -8,6 +7,9 @@ import subprocess
 import sys
 
 import pymysql
+
+# The verifiers call checks.get and checks.accepts.
+from zdt_lab.http_probe import accepts, get  # noqa: F401  # pylint: disable=unused-import
 
 SANDBOX = os.path.join(os.environ['MOLECULE_EPHEMERAL_DIRECTORY'], 'sandbox')
 # Where MariaDB's socket is; the multihost scenario points it at the db host's own sandbox.
@@ -37,24 +39,6 @@ def columns(table):
 def zdt_triggers():
     return db_query("SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE() "
                     "AND trigger_name LIKE 'zdt\\\\_%%'")
-
-
-def get(port, path='/health'):
-    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
-    try:
-        conn.request('GET', path)
-        response = conn.getresponse()
-        return response.status, response.getheader('X-App-Version'), response.read()
-    finally:
-        conn.close()
-
-
-def accepts(port):
-    try:
-        get(port)
-        return True
-    except OSError:
-        return False
 
 
 def load_reports():

@@ -10,7 +10,6 @@
 - ``--check`` on the upgraded stack plans nothing to do, contract.yml --check lists the contract, nothing changes;
 - site.yml after the load balancer lost its admin socket (a reboot) restarts it from its state file, deploys nothing.
 """
-import http.client
 import json
 import os
 import re
@@ -25,6 +24,7 @@ import time
 import pymysql
 import pytest
 
+from zdt_lab.http_probe import accepts, get as http_get
 from zdt_lab.sandbox import Sandbox
 from zdt_lab.waiting import wait_for
 
@@ -61,17 +61,6 @@ def changed(out):
     return {m.group(1): int(m.group(3)) for m in RECAP.finditer(out)}
 
 
-def http_get(port, path, timeout=5):
-    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
-    try:
-        conn.request('GET', path)
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status, resp.getheader('X-App-Version')
-    finally:
-        conn.close()
-
-
 def snapshot(stack):
     """What a run could change: both tables' columns, the triggers, the zdt_ bookkeeping rows, HAProxy's servers and
     which app ports answer."""
@@ -88,7 +77,7 @@ def snapshot(stack):
     answering = {}
     for color in ('blue', 'green'):
         try:
-            answering[color] = http_get(stack.ports[color], '/health', timeout=2)
+            answering[color] = http_get(stack.ports[color], '/health', timeout=2)[:2]
         except OSError:
             answering[color] = None
     return dict(columns=columns, triggers=triggers, state=state, servers=servers, answering=answering)
@@ -163,15 +152,6 @@ def backfill_running(stack):
             return False
         cur.execute("SELECT COUNT(*) FROM zdt_sync_progress WHERE state = 'running'")
         return cur.fetchone()[0] > 0
-
-
-def port_answers(port):
-    """True while something accepts connections on the port."""
-    try:
-        http_get(port, '/health', timeout=1)
-        return True
-    except OSError:
-        return False
 
 
 def kill(pids):
@@ -250,7 +230,7 @@ def test_a_killed_backfill_job_is_reported_in_the_rescue(stack):
         assert int(planned.group(3)) == cur.fetchone()[0]
     after = snapshot(stack)
     assert after['servers'] == before['servers'] and after['answering'] == before['answering']
-    assert http_get(stack.ports['lb'], '/health') == (200, '1')
+    assert http_get(stack.ports['lb'], '/health')[:2] == (200, '1')
     with stack.mariadb.root_connect('app') as conn, conn.cursor() as cur:
         cur.execute('SELECT COUNT(*) FROM zdt_run_lock')
         assert cur.fetchone()[0] == 0   # the rescue gave the run lock back
@@ -339,7 +319,7 @@ def test_upgrade_through_ansible_runner_as_awx_runs_it(stack):
     # the straggler on blue was cut at the 3 s drain deadline and reported; the run did not roll back
     assert straggler.get('status') == 502, straggler
     assert re.search(r'1 request\(s\) still in flight on blue after 3 s were cut and answered with 502', stdout), stdout[-6000:]
-    assert http_get(stack.ports['lb'], '/health') == (200, '2')
+    assert http_get(stack.ports['lb'], '/health')[:2] == (200, '2')
     assert 'once version 2 has baked, run contract.yml' in stdout
     assert [r[0] for r in snapshot(stack)['triggers']] == stack.plans['triggers']   # all the plan named, until the contract
 
@@ -361,14 +341,14 @@ def test_site_after_the_load_balancer_lost_its_admin_socket(stack):
     assert pid
     kill([pid])   # the master; its workers follow it
     wait_for(lambda: not stack.haproxy.running, 20)   # HAProxy to stop
-    wait_for(lambda: not port_answers(stack.ports['lb']), 20)   # the frontend port to close
+    wait_for(lambda: not accepts(stack.ports['lb'], timeout=1), 20)   # the frontend port to close
     for path in (stack.haproxy.stats_socket, stack.haproxy.master_socket):
         if os.path.exists(path):
             os.unlink(path)
     out = run(stack, 'site.yml')
     hosts = changed(out)
     assert hosts['blue1'] == 0 and hosts['green1'] == 0 and hosts['sandbox-lb'] > 0, hosts
-    assert http_get(stack.ports['lb'], '/health') == (200, '2')
+    assert http_get(stack.ports['lb'], '/health')[:2] == (200, '2')
     with pytest.raises(OSError):   # blue was not started with version 1
         http_get(stack.ports['blue'], '/health', timeout=2)
     assert all(n == 0 for n in changed(run(stack, 'site.yml')).values())
