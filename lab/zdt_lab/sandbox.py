@@ -248,6 +248,9 @@ class MariaDB:
         self.sandbox = sandbox
         self.dir = os.path.join(sandbox.root, self.name)
         self.datadir = os.path.join(self.dir, 'data')
+        # Temporary tables and sort files in a directory of this instance, not the machine's /tmp: an instance
+        # initialised beside another lost a temporary table file there mid-bootstrap (ERROR 1051 on mysql.tmp_user_sys).
+        self.tmpdir = os.path.join(self.dir, 'tmp')
         self.socket = os.path.join(self.dir, 'mysqld.sock')
         self.marker = os.path.join(self.dir, 'initialized')
         self.settings_path = os.path.join(self.dir, 'settings.json')
@@ -306,8 +309,9 @@ class MariaDB:
         if os.path.exists(self.marker):
             return
         os.makedirs(self.datadir, exist_ok=True)
+        os.makedirs(self.tmpdir, exist_ok=True)
         result = subprocess.run(['mariadb-install-db', '--no-defaults', '--user=root', '--datadir=' + self.datadir,
-                                 '--auth-root-authentication-method=socket', '--skip-test-db'],
+                                 '--tmpdir=' + self.tmpdir, '--auth-root-authentication-method=socket', '--skip-test-db'],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
         if result.returncode != 0:
             raise SandboxError('mariadb-install-db failed:\n' + result.stdout.decode(errors='replace')[-2000:])
@@ -320,7 +324,8 @@ class MariaDB:
 
     def argv(self):
         settings = self.settings()
-        argv = ['mariadbd', '--no-defaults', '--user=root', '--datadir=' + self.datadir,
+        os.makedirs(self.tmpdir, exist_ok=True)   # a sandbox initialised before it had one
+        argv = ['mariadbd', '--no-defaults', '--user=root', '--datadir=' + self.datadir, '--tmpdir=' + self.tmpdir,
                 '--socket=' + self.socket, '--port=%d' % self.port, '--bind-address=' + self.bind_address,
                 '--pid-file=' + os.path.join(self.dir, 'mariadbd.pid'), '--skip-name-resolve',
                 '--server-id=%d' % self.server_id, '--innodb-buffer-pool-size=512M', '--innodb-log-file-size=256M',
